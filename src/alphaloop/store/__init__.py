@@ -1,0 +1,10 @@
+"""Persistence: backtest runs, trades, equity curves and strategies in SQLite or PostgreSQL.
+
+``Store(url)`` (or ``Store.from_settings(settings)``) opens the database and migrates it to the
+latest schema; see :mod:`alphaloop.store.repository` for the methods.
+"""
+
+from alphaloop.store.models import STRATEGY_STATUSES
+from alphaloop.store.repository import TOP_METRICS, UNSET, RunSummary, StatusEvent, Store, StrategyRecord
+
+__all__ = ["STRATEGY_STATUSES", "TOP_METRICS", "UNSET", "RunSummary", "StatusEvent", "Store", "StrategyRecord"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the alphaloop store (run by ``alphaloop.store.migrate``)."""

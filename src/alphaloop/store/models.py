@@ -1,0 +1,227 @@
+"""SQLAlchemy 2.0 ORM models: the one schema both SQLite and PostgreSQL get (via Alembic).
+
+Query fields (return, Sharpe, drawdown, scores) are real columns so the discovery loop can sort
+and filter in SQL; everything else a run carries stays in JSON so the schema does not chase every
+new metric. Equity curves are packed arrays (see :mod:`alphaloop.store.codec`), one row per run,
+because a curve is always read whole and one row per bar would dwarf the rest of the database.
+
+Changing anything here needs a new revision in ``migrations/versions``; the migration test fails
+until the two agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+STRATEGY_STATUSES = ("candidate", "active", "inactive")
+
+# Deterministic constraint names, so migrations can refer to (and later drop) them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones, so values are converted to UTC and
+    stored naive (their text then also sorts in time order) and marked UTC again when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: alphaloop stores UTC, give a timezone")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        float: Double(),
+        bytes: LargeBinary(),
+    }
+
+
+class Strategy(Base):
+    """One strategy spec (name + parameters), shared by every run of it; ``spec_key`` is its identity."""
+
+    __tablename__ = "strategies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]]
+    spec_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    composite_score: Mapped[float | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    runs: Mapped[list[BacktestRun]] = relationship(back_populates="strategy", passive_deletes=True)
+    events: Mapped[list[StrategyEvent]] = relationship(
+        back_populates="strategy", order_by="StrategyEvent.id", passive_deletes=True)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('candidate', 'active', 'inactive')", name="status"),
+        Index("ix_strategies_status", "status"),
+    )
+
+
+class StrategyEvent(Base):
+    """An audit row per status change: who was moved from what to what, when and why."""
+
+    __tablename__ = "strategy_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    strategy_id: Mapped[str] = mapped_column(String(64), ForeignKey("strategies.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(16))  # NULL for the row written at creation
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+
+    strategy: Mapped[Strategy] = relationship(back_populates="events")
+
+    __table_args__ = (Index("ix_strategy_events_strategy_id", "strategy_id", "id"),)
+
+
+class BacktestRun(Base):
+    """One backtest: its inputs, its metrics, and the scores the discovery loop adds later."""
+
+    __tablename__ = "backtest_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String(64), ForeignKey("strategies.id", ondelete="RESTRICT"))
+    spec: Mapped[dict[str, Any]]
+    data_source: Mapped[str] = mapped_column(Text, default="")
+    instruments: Mapped[list[Any]]
+    start: Mapped[dt.datetime]
+    end: Mapped[dt.datetime]
+    n_bars: Mapped[int]
+    initial_cash: Mapped[float]
+    settings: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    final_equity: Mapped[float | None]
+    return_pct: Mapped[float | None]
+    sharpe: Mapped[float | None]
+    max_drawdown_pct: Mapped[float | None]
+    n_trades: Mapped[int]
+    n_orders: Mapped[int] = mapped_column(default=0)
+    n_fills: Mapped[int] = mapped_column(default=0)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    backtest_score: Mapped[float | None]
+    ml_confidence: Mapped[float | None]
+    composite_score: Mapped[float | None]
+    ml_feedback_submitted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    feedback_submitted_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+
+    strategy: Mapped[Strategy] = relationship(back_populates="runs")
+    trades: Mapped[list[BacktestTrade]] = relationship(
+        back_populates="run", order_by="BacktestTrade.seq", passive_deletes=True)
+    equity_curve: Mapped[EquityCurve | None] = relationship(back_populates="run", passive_deletes=True)
+
+    __table_args__ = (
+        Index("ix_backtest_runs_strategy_id", "strategy_id"),
+        Index("ix_backtest_runs_created_at", "created_at"),
+        Index("ix_backtest_runs_composite_score", "composite_score"),
+        Index("ix_backtest_runs_sharpe", "sharpe"),
+        Index("ix_backtest_runs_return_pct", "return_pct"),
+        # recent_unprocessed: equality on the flag, then oldest first.
+        Index("ix_backtest_runs_unprocessed", "ml_feedback_submitted", "created_at"),
+    )
+
+
+class BacktestTrade(Base):
+    """One trade of a run, closed or (``is_open``) still open when the backtest ended."""
+
+    __tablename__ = "backtest_trades"
+
+    run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("backtest_runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)  # position in the result's DataFrame
+    is_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    instrument: Mapped[str] = mapped_column(Text)
+    size: Mapped[float]
+    entry_bar: Mapped[int]
+    exit_bar: Mapped[int | None]
+    entry_time: Mapped[dt.datetime]
+    exit_time: Mapped[dt.datetime | None]
+    entry_price: Mapped[float]
+    exit_price: Mapped[float | None]
+    pnl: Mapped[float | None]
+    return_pct: Mapped[float | None]
+    commission: Mapped[float] = mapped_column(default=0.0)
+    tag: Mapped[str | None] = mapped_column(Text)
+    exit_reason: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[BacktestRun] = relationship(back_populates="trades")
+
+
+class EquityCurve(Base):
+    """A run's equity curve as packed arrays (see :mod:`alphaloop.store.codec`).
+
+    ``times`` are int64 counts of ``time_unit`` since the epoch, UTC, so the index comes back with
+    the resolution it went in with. ``cash`` and ``drawdown_pct`` are NULL when the result lacked them.
+    """
+
+    __tablename__ = "equity_curves"
+
+    run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("backtest_runs.id", ondelete="CASCADE"), primary_key=True)
+    n: Mapped[int]
+    time_unit: Mapped[str] = mapped_column(String(2))
+    times: Mapped[bytes]
+    equity: Mapped[bytes]
+    cash: Mapped[bytes | None]
+    drawdown_pct: Mapped[bytes | None]
+
+    run: Mapped[BacktestRun] = relationship(back_populates="equity_curve")
+
+
+__all__ = [
+    "STRATEGY_STATUSES",
+    "BacktestRun",
+    "BacktestTrade",
+    "Base",
+    "EquityCurve",
+    "Strategy",
+    "StrategyEvent",
+    "UTCDateTime",
+]
