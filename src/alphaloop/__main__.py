@@ -1,0 +1,7 @@
+"""``python -m alphaloop`` runs the CLI."""
+
+import sys
+
+from alphaloop.cli.main import main
+
+sys.exit(main())

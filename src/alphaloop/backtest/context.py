@@ -1,0 +1,225 @@
+"""The strategy's view of a backtest: growing histories, indicators and order entry."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.core.errors import DataError, LookAheadError, OrderError, StrategyError
+from alphaloop.core.orders import Order, Position, TimeInForce
+from alphaloop.execution.broker import Book, SimulatedBroker
+
+FIELDS = ("open", "high", "low", "close", "volume")
+_TIF = {t.value: t for t in TimeInForce}
+DEFAULT_FRACTION = 1 - sys.float_info.epsilon  # backtesting.py's default buy()/sell(): all available equity
+
+
+class _ListsOnDemand(dict):
+    """Column name -> Python list, converted from the numpy column the first time it is asked for
+    (lists index faster per element; most runs never touch most columns element by element)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        super().__init__()
+        self._arrays = arrays
+
+    def __missing__(self, key: str) -> list:
+        values = self._arrays[key].tolist()
+        self[key] = values
+        return values
+
+
+class InstrumentFeed:
+    """One instrument's full columns (hidden from the strategy) and the histories it was handed.
+
+    A history is a plain list that the engine extends by one value per bar: reading ``[-1]`` costs
+    what reading a list costs, and no value from a later bar is ever in it.
+    """
+
+    def __init__(self, name: str, df: pd.DataFrame):
+        self.name = name
+        self.n = len(df)
+        self.arrays = {f: df[f].to_numpy(dtype=float) for f in FIELDS}
+        self.columns = _ListsOnDemand(self.arrays)
+        if not isinstance(df.index, pd.DatetimeIndex):
+            raise DataError("bars need a DatetimeIndex (load data with alphaloop.data.load_bars)", source=name)
+        index = df.index if df.index.tz is not None else df.index.tz_localize("UTC")
+        self.times_ns = index.tz_convert("UTC").as_unit("ns").asi8
+        self.arrays["time"] = self.times_ns
+        self.histories: dict[Any, list] = {}
+        self.feeds: list[tuple[Callable[[Any], None], list]] = []  # (history.append, full column)
+        self.i = -1  # index of the current bar
+
+    def time(self, i: int) -> pd.Timestamp:
+        return pd.Timestamp(int(self.times_ns[i]), tz="UTC")
+
+    def history(self, key: Any, full: list) -> list:
+        hist = self.histories.get(key)
+        if hist is None:
+            hist = full[: self.i + 1]
+            self.histories[key] = hist
+            self.feeds.append((hist.append, full))
+        return hist
+
+
+def _same_prefix(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    both_nan = np.isnan(a) & np.isnan(b)
+    close = np.isclose(a, b, rtol=1e-9, atol=1e-12)
+    return bool(np.all(both_nan | close))
+
+
+class BacktestContext:
+    """Implements ``alphaloop.strategy.Context`` over a historical clock."""
+
+    def __init__(self, broker: SimulatedBroker, feeds: list[InstrumentFeed]):
+        self._broker = broker
+        self._feeds = {f.name: f for f in feeds}
+        self._primary = feeds[0]
+        self._books = broker.book_by_name
+        self.step = -1
+
+    # ---- clock and data ------------------------------------------------------------------------
+    @property
+    def i(self) -> int:
+        return self._primary.i
+
+    @property
+    def time(self) -> pd.Timestamp:
+        f = self._primary
+        return f.time(max(f.i, 0))
+
+    @property
+    def instrument(self) -> str:
+        return self._primary.name
+
+    @property
+    def instruments(self) -> list[str]:
+        return list(self._feeds)
+
+    def _feed(self, instrument: str | None) -> InstrumentFeed:
+        if instrument is None:
+            return self._primary
+        try:
+            return self._feeds[instrument]
+        except KeyError:
+            raise StrategyError(f"unknown instrument {instrument!r}; known: {', '.join(self._feeds)}") from None
+
+    def history(self, field: str, instrument: str | None = None) -> list:
+        feed = self._feed(instrument)
+        if field not in FIELDS:
+            raise StrategyError(f"unknown field {field!r}; fields: {', '.join(FIELDS)}")
+        return feed.history(field, feed.columns[field])
+
+    open = property(lambda self: self.history("open"))
+    high = property(lambda self: self.history("high"))
+    low = property(lambda self: self.history("low"))
+    close = property(lambda self: self.history("close"))
+    volume = property(lambda self: self.history("volume"))
+
+    def indicator(self, fn: Callable[..., Any], *inputs: Any, instrument: str | None = None,
+                  **kwargs: Any) -> list | tuple[list, ...]:
+        """Compute ``fn`` over the whole series once, and hand out a history that grows bar by bar.
+
+        String inputs name a field ("close"). ``fn`` is checked for look-ahead: its output on the
+        first half of the data must equal the first half of its output on all the data.
+        """
+        feed = self._feed(instrument)
+        label = getattr(fn, "__name__", repr(fn))
+
+        def call(n: int) -> list[np.ndarray]:
+            args = [feed.arrays[a][:n] if isinstance(a, str) and a in feed.arrays else a for a in inputs]
+            out = fn(*args, **kwargs)
+            outs = list(out) if isinstance(out, tuple) else [out]
+            return [np.asarray(o, dtype=float) for o in outs]
+
+        full = call(feed.n)
+        for o in full:
+            if o.shape != (feed.n,):
+                raise StrategyError(f"indicator {label} returned shape {o.shape}, expected ({feed.n},)")
+        cut = feed.n // 2  # any use of later bars shows up at the cut, wherever it is
+        if cut > 0 and not all(_same_prefix(p, o[:cut]) for p, o in zip(call(cut), full)):
+            raise LookAheadError(f"indicator {label}{inputs} uses future bars: its value changes when "
+                                 f"bars after {cut} are added")
+        key = (label, inputs, tuple(sorted(kwargs.items())))
+        hists = [feed.history((key, j), o.tolist()) for j, o in enumerate(full)]
+        return hists[0] if len(hists) == 1 else tuple(hists)
+
+    # ---- orders --------------------------------------------------------------------------------
+    def _order(self, sign: float, size: float | None, fraction: float | None, instrument: str | None,
+               limit: float | None, stop: float | None, sl: float | None, tp: float | None, tif: str,
+               expires_at: pd.Timestamp | None, tag: str | None) -> Order:
+        feed = self._primary if instrument is None else self._feed(instrument)
+        if size is None:
+            if fraction is None:
+                fraction = DEFAULT_FRACTION
+            elif not (isinstance(fraction, int | float) and 0 < fraction < 1):
+                raise OrderError(f"fraction must be within (0, 1) (the side is given by buy/sell), got {fraction!r}")
+            fraction = sign * fraction
+        elif fraction is not None:
+            raise OrderError("give size (units) or fraction (of equity), not both")
+        elif not (isinstance(size, int | float) and size > 0 and math.isfinite(size)):
+            raise OrderError(f"size must be a positive number (the side is given by buy/sell), got {size!r}")
+        else:
+            size = sign * size
+        tif_value = _TIF.get(tif)
+        if tif_value is None:
+            raise OrderError(f"unknown time in force {tif!r}; use one of {', '.join(_TIF)}")
+        i = feed.i
+        order = Order(0, feed.name, size, fraction, limit, stop, sl, tp, tif_value, expires_at,
+                      created_bar=i, created_ns=feed.columns["time"][i], tag=tag)
+        return self._broker.submit(order, feed.columns["close"][i])
+
+    def buy(self, size: float | None = None, *, fraction: float | None = None, instrument: str | None = None,
+            limit: float | None = None, stop: float | None = None, sl: float | None = None,
+            tp: float | None = None, tif: str = "gtc", expires_at: pd.Timestamp | None = None,
+            tag: str | None = None) -> Order:
+        return self._order(1.0, size, fraction, instrument, limit, stop, sl, tp, tif, expires_at, tag)
+
+    def sell(self, size: float | None = None, *, fraction: float | None = None, instrument: str | None = None,
+             limit: float | None = None, stop: float | None = None, sl: float | None = None,
+             tp: float | None = None, tif: str = "gtc", expires_at: pd.Timestamp | None = None,
+             tag: str | None = None) -> Order:
+        return self._order(-1.0, size, fraction, instrument, limit, stop, sl, tp, tif, expires_at, tag)
+
+    def close_position(self, instrument: str | None = None, tag: str | None = None) -> Order | None:
+        feed = self._feed(instrument)
+        book: Book = self._books[feed.name]
+        if not book.size:
+            return None
+        order = Order(id=0, instrument=feed.name, close_position=True, tag=tag, created_bar=feed.i,
+                      created_ns=feed.columns["time"][feed.i])
+        return self._broker.submit(order, feed.columns["close"][feed.i])
+
+    def cancel(self, order: Order) -> None:
+        self._broker.cancel(order)
+
+    def position(self, instrument: str | None = None) -> float:
+        return self._books[self._feed(instrument).name].size
+
+    def position_info(self, instrument: str | None = None) -> Position:
+        self._mark()
+        return self._broker.position(self._feed(instrument).name)
+
+    @property
+    def orders(self) -> list[Order]:
+        return self._broker.pending_orders()
+
+    def _mark(self) -> None:
+        # the per-bar loop leaves book prices alone; mark every book at its latest close on demand
+        for feed in self._feeds.values():
+            if feed.i >= 0:
+                self._books[feed.name].price = feed.columns["close"][feed.i]
+
+    @property
+    def cash(self) -> float:
+        return self._broker.cash
+
+    @property
+    def equity(self) -> float:
+        self._mark()
+        return self._broker.equity()

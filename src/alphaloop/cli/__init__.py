@@ -1,0 +1,1 @@
+"""The ``alphaloop`` command line: one program, sub-commands."""

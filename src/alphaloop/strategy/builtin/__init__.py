@@ -1,0 +1,5 @@
+"""Built-in strategies; importing this package registers them."""
+
+from alphaloop.strategy.builtin.sma_cross import SmaCross
+
+__all__ = ["SmaCross"]
