@@ -14,6 +14,11 @@ volatility) use an accurate shifted Welford with exact window refreshes (pandas'
 off on FX closes). Streaming equals vectorised bit for bit for every indicator except WMA,
 whose O(1) running sums agree to ~1e-15 between exact refreshes every ``n`` values.
 
+The vectorised recursions (EMA, WMA, MACD, RSI, true range, ATR, ADX, the rolling standard
+deviation, VWAP sums and deviation) run as numba kernels (:mod:`alphaloop.indicators._kernels`):
+the streaming arithmetic in the same order, compiled on first use and cached on disk; importing
+this package does not import numba.
+
 Input: equal-length 1-D series; leading NaN is skipped (a warm-up inherited from another
 indicator), NaN after the first valid value, infinities, bad periods and (streaming, timed)
 bars out of order raise :class:`IndicatorError`.

@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import numpy as np
-
 NAN = math.nan
 # RollingStd recomputes a window whose sum of squares fell below this fraction of its peak.
 _COLLAPSE = 0.1
@@ -76,7 +74,8 @@ class RollingStd:
     shifted by a recent value (so the arithmetic sees the spread, not the price level) and the
     window is recomputed from its values every ``n`` updates and whenever the sum of squares
     falls below a tenth of its peak since the last recompute: amortised O(1), ~1e-14 relative,
-    exactly 0 for a flat window. :func:`rolling_std` is the same arithmetic as one loop.
+    exactly 0 for a flat window. The vectorised forms run the same arithmetic as one compiled
+    loop (:func:`alphaloop.indicators._kernels.rolling_std`).
     """
 
     __slots__ = ("_buf", "_ddof", "_mean", "_n", "_peak", "_shift", "_since", "_ssq")
@@ -121,46 +120,6 @@ class RollingStd:
             return NAN
         var = ssq / (k - self._ddof)
         return math.sqrt(var) if var > 0.0 else 0.0
-
-
-def rolling_std(values: np.ndarray, n: int, ddof: int) -> np.ndarray:
-    """:class:`RollingStd` over an array of finite values (NaN until the window fills), as one
-    tight loop: the same arithmetic as ``RollingStd.push``, inlined."""
-    x = values.tolist()
-    out = [NAN] * min(n - 1, len(x))
-    append = out.append
-    mean = ssq = peak = 0.0
-    shift = x[0] if x else 0.0
-    since = 0
-    for i, val in enumerate(x):
-        if i >= n:
-            old = x[i - n] - shift
-            delta = old - mean
-            mean -= delta / (n - 1)
-            ssq -= delta * (old - mean)
-            k = n
-        else:
-            k = i + 1
-        y = val - shift
-        delta = y - mean
-        mean += delta / k
-        ssq += delta * (y - mean)
-        since += 1
-        if ssq > peak:
-            peak = ssq
-        if ssq < peak * _COLLAPSE or since >= n:
-            shift = val
-            mean = ssq = 0.0
-            for j, v in enumerate(x[i - k + 1 : i + 1], 1):
-                y = v - shift
-                delta = y - mean
-                mean += delta / j
-                ssq += delta * (y - mean)
-            peak, since = ssq, 0
-        if k == n:
-            var = ssq / (k - ddof)
-            append(math.sqrt(var) if var > 0.0 else 0.0)
-    return np.array(out, dtype=np.float64)
 
 
 class RollingExtreme:

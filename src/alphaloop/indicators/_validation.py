@@ -34,14 +34,15 @@ def check_real(name: str, value: Any, *, positive: bool = False) -> float:
 
 
 def as_series(name: str, values: Any) -> np.ndarray:
-    """A 1-D float64 array from a list, numpy array or pandas Series."""
+    """A contiguous 1-D float64 array from a list, numpy array or pandas Series (no copy where
+    the input already is one)."""
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise IndicatorError(f"{name}: expected a 1-D series of numbers ({exc})") from exc
     if arr.ndim != 1:
         raise IndicatorError(f"{name}: expected a 1-D series, got shape {arr.shape}")
-    return arr
+    return np.ascontiguousarray(arr)  # the compiled kernels take contiguous arrays
 
 
 def prepare(**series: Any) -> tuple[int, list[np.ndarray]]:
@@ -56,6 +57,8 @@ def prepare(**series: Any) -> tuple[int, list[np.ndarray]]:
     if len(lengths) > 1:
         sizes = ", ".join(f"{name}={len(a)}" for name, a in zip(series, arrays))
         raise IndicatorError(f"input series have different lengths: {sizes}")
+    if all(np.isfinite(arr).all() for arr in arrays):  # the common case, in one pass per series
+        return 0, arrays
     for name, arr in zip(series, arrays):
         inf = np.isinf(arr)
         if inf.any():
@@ -82,6 +85,13 @@ def leading(x: np.ndarray) -> int:
     """The number of leading NaN in an array already checked by :func:`prepare`."""
     nan = np.isnan(x)
     return int(np.argmin(nan)) if not nan.all() else len(x)
+
+
+def output(size: int, start: int) -> np.ndarray:
+    """A full-length result for a kernel to fill from ``start`` on (NaN before it)."""
+    out = np.empty(size)
+    out[:start] = NAN
+    return out
 
 
 def place(size: int, start: int, values: Any) -> np.ndarray:

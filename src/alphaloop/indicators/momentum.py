@@ -9,16 +9,16 @@ operation, so the vectorised loop, the streaming object and TA-Lib agree: Wilder
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import islice
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from alphaloop.indicators import _kernels
 from alphaloop.indicators._rolling import RollingExtreme, RollingMean
-from alphaloop.indicators._validation import NAN, check_period, place, prepare, skip_or_raise
+from alphaloop.indicators._validation import NAN, check_period, output, place, prepare, skip_or_raise
 from alphaloop.indicators.errors import IndicatorError
-from alphaloop.indicators.moving_averages import EMA, _ema_kernel
+from alphaloop.indicators.moving_averages import EMA
 
 Series = Sequence[float] | np.ndarray
 
@@ -41,45 +41,13 @@ def _rsi_value(gain: float, loss: float) -> float:
     return 100.0 * (gain / total) if total != 0.0 else 0.0
 
 
-def _rsi_kernel(x: list[float], n: int) -> list[float]:
-    size = len(x)
-    if size <= n:
-        return [NAN] * size
-    prev = x[0]
-    gain = loss = 0.0
-    for v in islice(x, 1, n + 1):
-        d = v - prev
-        prev = v
-        if d < 0.0:
-            loss -= d
-        else:
-            gain += d
-    loss /= n
-    gain /= n
-    out = [NAN] * n
-    out.append(_rsi_value(gain, loss))
-    append, m = out.append, n - 1
-    for v in islice(x, n + 1, None):
-        d = v - prev
-        prev = v
-        loss *= m
-        gain *= m
-        if d < 0.0:
-            loss -= d
-        else:
-            gain += d
-        loss /= n
-        gain /= n
-        total = gain + loss
-        append(100.0 * (gain / total) if total != 0.0 else 0.0)
-    return out
-
-
 def rsi(close: Series, n: int = 14) -> np.ndarray:
     """Wilder's RSI, 0..100 (0 on a flat series, as TA-Lib). First value at index ``n``."""
     n = check_period("n", n, 2)
     start, (x,) = prepare(close=close)
-    return place(len(x), start, _rsi_kernel(x[start:].tolist(), n))
+    out = output(len(x), start)
+    _kernels.rsi(x[start:], n, out[start:])
+    return out
 
 
 class RSI:
@@ -136,21 +104,8 @@ def macd(close: Series, fast: int = 12, slow: int = 26, signal: int = 9) -> MACD
     ``slow - 1 + signal - 1``; the fast EMA is seeded on the ``fast`` values ending at ``slow - 1``."""
     fast, slow, signal = _check_macd(fast, slow, signal)
     start, (x,) = prepare(close=close)
-    values = x[start:].tolist()
-    size = len(values)
-    line_out, sig_out, hist_out = (np.full(len(x), NAN) for _ in range(3))
-    if size >= slow:
-        slow_ema = _ema_kernel(values, slow)
-        fast_ema = _ema_kernel(values[slow - fast:], fast)
-        offset = slow - fast
-        line = [fast_ema[i - offset] - slow_ema[i] for i in range(slow - 1, size)]
-        sig = _ema_kernel(line, signal)
-        first = start + slow - 1 + signal - 1
-        line_arr = np.array(line[signal - 1:])
-        sig_arr = np.array(sig[signal - 1:])
-        line_out[first:] = line_arr
-        sig_out[first:] = sig_arr
-        hist_out[first:] = line_arr - sig_arr
+    line_out, sig_out, hist_out = (output(len(x), start) for _ in range(3))
+    _kernels.macd(x[start:], fast, slow, signal, line_out[start:], sig_out[start:], hist_out[start:])
     return MACDResult(line_out, sig_out, hist_out)
 
 

@@ -3,21 +3,22 @@
 SMA is pandas' rolling mean (the strategy engine relies on that exact arithmetic for parity with
 backtesting.py); the streaming SMA replays pandas' kernel so both forms agree bit for bit.
 EMA and WMA follow TA-Lib's recursions operation by operation: EMA seeded with the SMA of the
-first ``n`` values, WMA with TA-Lib's running sums. Vectorised recursions are a tight loop over
-Python floats (no scipy here), which is what makes them identical to the streaming forms.
+first ``n`` values, WMA with TA-Lib's running sums. Vectorised recursions are compiled loops
+(:mod:`alphaloop.indicators._kernels`) doing the streaming arithmetic in the same order, which is
+what makes them identical to the streaming forms.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from itertools import islice
 
 import numpy as np
 import pandas as pd
 
+from alphaloop.indicators import _kernels
 from alphaloop.indicators._rolling import RollingMean
-from alphaloop.indicators._validation import NAN, check_period, place, prepare, skip_or_raise
+from alphaloop.indicators._validation import NAN, check_period, output, prepare, skip_or_raise
 
 
 def sma(close: Sequence[float] | np.ndarray, n: int = 30) -> np.ndarray:
@@ -46,30 +47,13 @@ class SMA:
         return v
 
 
-def _ema_kernel(x: list[float], n: int) -> list[float]:
-    if n == 1:  # TA-Lib copies the input for a 1-period average
-        return list(x)
-    if len(x) < n:
-        return [NAN] * len(x)
-    k = 2.0 / (n + 1)
-    total = 0.0
-    for v in islice(x, n):
-        total += v
-    prev = total / n
-    out = [NAN] * (n - 1)
-    out.append(prev)
-    append = out.append
-    for v in islice(x, n, None):
-        prev = (v - prev) * k + prev
-        append(prev)
-    return out
-
-
 def ema(close: Sequence[float] | np.ndarray, n: int = 30) -> np.ndarray:
     """Exponential moving average, k = 2/(n+1), seeded with the SMA of the first n values (TA-Lib)."""
     n = check_period("n", n)
     start, (x,) = prepare(close=close)
-    return place(len(x), start, _ema_kernel(x[start:].tolist(), n))
+    out = output(len(x), start)
+    _kernels.ema(x[start:], n, out[start:])
+    return out
 
 
 class EMA:
@@ -101,21 +85,6 @@ class EMA:
         return v
 
 
-def _wma_windows(x: np.ndarray, n: int) -> np.ndarray:
-    """Each window's weighted sum, accumulated oldest to newest (one numpy pass per weight), so
-    every window is summed in the same order wherever it sits in the array."""
-    size = len(x)
-    out = np.full(size, NAN)
-    if size < n:
-        return out
-    m = size - n + 1
-    acc = x[:m] * 1.0
-    for j in range(1, n):
-        acc += x[j:j + m] * float(j + 1)
-    out[n - 1:] = acc / ((n * (n + 1)) >> 1)
-    return out
-
-
 def wma(close: Sequence[float] | np.ndarray, n: int = 30) -> np.ndarray:
     """Linearly weighted moving average (weights 1..n, newest heaviest), as TA-Lib's WMA.
 
@@ -123,7 +92,9 @@ def wma(close: Sequence[float] | np.ndarray, n: int = 30) -> np.ndarray:
     a million values; the streaming form refreshes its sums exactly every ``n`` values)."""
     n = check_period("n", n)
     start, (x,) = prepare(close=close)
-    return place(len(x), start, _wma_windows(x[start:], n))
+    out = output(len(x), start)
+    _kernels.wma(x[start:], n, out[start:])
+    return out
 
 
 class WMA:

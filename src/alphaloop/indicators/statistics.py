@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from alphaloop.indicators._rolling import RollingMean, RollingStd, rolling_std
-from alphaloop.indicators._validation import NAN, check_period, leading, place, prepare, skip_or_raise
+from alphaloop.indicators import _kernels
+from alphaloop.indicators._rolling import RollingMean, RollingStd
+from alphaloop.indicators._validation import NAN, check_period, leading, output, prepare, skip_or_raise
 from alphaloop.indicators.errors import IndicatorError
 
 
@@ -28,7 +29,8 @@ def zscore(close: Sequence[float] | np.ndarray, n: int = 20, ddof: int = 0) -> n
     _, (x,) = prepare(close=close)
     start = leading(x)
     mean = pd.Series(x).rolling(n).mean().to_numpy(copy=True)
-    std = place(len(x), start, rolling_std(x[start:], n, ddof))
+    std = output(len(x), start)
+    _kernels.rolling_std(x[start:], n, ddof, std[start:])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (x - mean) / std
     z[std == 0.0] = 0.0

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from alphaloop.indicators._validation import NAN, check_period, place, prepare, skip_or_raise
+from alphaloop.indicators import _kernels
+from alphaloop.indicators._validation import NAN, check_period, output, prepare, skip_or_raise
 from alphaloop.indicators.volatility import _true_range
 
 Series = Sequence[float] | np.ndarray
@@ -30,60 +31,13 @@ def _dx(minus_dm: float, plus_dm: float, tr: float) -> float:
     return 100.0 * (abs(minus_di - plus_di) / total)
 
 
-def _adx_kernel(h: list[float], lo: list[float], c: list[float], n: int) -> list[float]:
-    size = len(h)
-    lookback = 2 * n - 1
-    if size <= lookback:
-        return [NAN] * size
-    prev_h, prev_l, prev_c = h[0], lo[0], c[0]
-    mdm = pdm = trs = 0.0
-    for i in range(1, n):  # plain sums of the first n-1 one-bar DM and TR
-        hi, low = h[i], lo[i]
-        diff_p, diff_m = hi - prev_h, prev_l - low
-        prev_h, prev_l = hi, low
-        if diff_m > 0 and diff_p < diff_m:
-            mdm += diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            pdm += diff_p
-        trs += _true_range(hi, low, prev_c)
-        prev_c = c[i]
-    out = [NAN] * lookback
-    append = out.append
-    sum_dx = adx = 0.0
-    for i in range(n, size):
-        hi, low = h[i], lo[i]
-        diff_p, diff_m = hi - prev_h, prev_l - low
-        prev_h, prev_l = hi, low
-        mdm -= mdm / n
-        pdm -= pdm / n
-        if diff_m > 0 and diff_p < diff_m:
-            mdm += diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            pdm += diff_p
-        trs = trs - trs / n + _true_range(hi, low, prev_c)
-        prev_c = c[i]
-        dx = _dx(mdm, pdm, trs)
-        if i < lookback:  # the first ADX is the mean of the first n DX
-            if dx == dx:
-                sum_dx += dx
-        elif i == lookback:
-            if dx == dx:
-                sum_dx += dx
-            adx = sum_dx / n
-            append(adx)
-        else:
-            if dx == dx:
-                adx = (adx * (n - 1) + dx) / n
-            append(adx)
-    return out
-
-
 def adx(high: Series, low: Series, close: Series, n: int = 14) -> np.ndarray:
     """Wilder's Average Directional Index (TA-Lib's ADX). First value at index ``2n - 1``."""
     n = check_period("n", n, 2)
     start, (h, lo, c) = prepare(high=high, low=low, close=close)
-    return place(len(h), start, _adx_kernel(h[start:].tolist(), lo[start:].tolist(),
-                                            c[start:].tolist(), n))
+    out = output(len(h), start)
+    _kernels.adx(h[start:], lo[start:], c[start:], n, out[start:])
+    return out
 
 
 class ADX:

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import islice
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from alphaloop.indicators._rolling import RollingMean, RollingStd, rolling_std
+from alphaloop.indicators import _kernels
+from alphaloop.indicators._rolling import RollingMean, RollingStd
 from alphaloop.indicators._validation import (
     NAN,
     check_period,
     check_real,
     leading,
-    place,
+    output,
     prepare,
     skip_or_raise,
 )
@@ -51,18 +51,12 @@ def _true_range(high: float, low: float, prev_close: float) -> float:
     return tr
 
 
-def _tr_array(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
-    tr = np.full(len(h), NAN)
-    if len(h) > 1:
-        pc = c[:-1]
-        tr[1:] = np.maximum(np.maximum(h[1:] - lo[1:], np.abs(h[1:] - pc)), np.abs(lo[1:] - pc))
-    return tr
-
-
 def true_range(high: Series, low: Series, close: Series) -> np.ndarray:
     """max(high - low, |high - prev close|, |low - prev close|); NaN on the first bar (TA-Lib TRANGE)."""
     start, (h, lo, c) = prepare(high=high, low=low, close=close)
-    return place(len(h), start, _tr_array(h[start:], lo[start:], c[start:]))
+    out = output(len(h), start)
+    _kernels.true_range(h[start:], lo[start:], c[start:], out[start:])
+    return out
 
 
 class TrueRange:
@@ -85,29 +79,13 @@ class TrueRange:
         return v
 
 
-def _atr_kernel(tr: list[float], n: int) -> list[float]:
-    size = len(tr)
-    if size <= n:
-        return [NAN] * size
-    total = 0.0
-    for v in islice(tr, 1, n + 1):
-        total += v
-    prev = total / n
-    out = [NAN] * n
-    out.append(prev)
-    append, m = out.append, n - 1
-    for v in islice(tr, n + 1, None):
-        prev = (prev * m + v) / n
-        append(prev)
-    return out
-
-
 def atr(high: Series, low: Series, close: Series, n: int = 14) -> np.ndarray:
     """Wilder's Average True Range (TA-Lib ATR). First value at index ``n``."""
     n = check_period("n", n)
     start, (h, lo, c) = prepare(high=high, low=low, close=close)
-    tr = _tr_array(h[start:], lo[start:], c[start:])
-    return place(len(h), start, _atr_kernel(tr.tolist(), n))
+    out = output(len(h), start)
+    _kernels.atr(h[start:], lo[start:], c[start:], n, out[start:])
+    return out
 
 
 class ATR:
@@ -150,7 +128,8 @@ def bbands(close: Series, n: int = 20, nbdevup: float = 2.0, nbdevdn: float = 2.
     _, (x,) = prepare(close=close)
     start = leading(x)
     middle = pd.Series(x).rolling(n).mean().to_numpy(copy=True)
-    std = place(len(x), start, rolling_std(x[start:], n, 0))
+    std = output(len(x), start)
+    _kernels.rolling_std(x[start:], n, 0, std[start:])
     return BBandsResult(middle + up * std, middle, middle - dn * std)
 
 
@@ -206,13 +185,13 @@ def volatility(close: Series, n: int = 20, annualize: bool = False, periods_per_
     if (c <= 0).any():
         raise IndicatorError(f"close must be > 0 for log returns, got {c[c <= 0][0]} at index "
                              f"{start + int(np.argmax(c <= 0))}")
-    r = np.full(len(c), NAN)
-    r[1:] = np.log(c[1:] / c[:-1])
-    vol = np.full(len(c), NAN)
-    vol[1:] = rolling_std(r[1:], n, ddof)
+    r = np.log(c[1:] / c[:-1])
+    first = min(start + 1, len(x))  # the first return
+    vol = output(len(x), first)
+    _kernels.rolling_std(r, n, ddof, vol[first:])
     if annualize:
-        vol = vol * math.sqrt(ppy)
-    return place(len(x), start, vol)
+        vol *= math.sqrt(ppy)
+    return vol
 
 
 class Volatility:

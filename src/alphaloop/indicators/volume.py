@@ -3,8 +3,9 @@
 VWAP = sum(typical price * volume) / sum(volume), typical price = (high + low + close) / 3,
 summed from the start of the series (``anchor=None``) or of each session: ``"D"`` (UTC day),
 ``"W"`` (week from Monday) or ``"M"`` (calendar month), shifted by ``offset`` (e.g. "22h" for an
-FX day that opens at 22:00 UTC). Sums run in time order in both forms (numpy's cumsum is a
-sequential sum), so the streaming and vectorised values are identical.
+FX day that opens at 22:00 UTC). Sums run in time order in both forms (the vectorised form is
+one compiled loop, :mod:`alphaloop.indicators._kernels`), so the streaming and vectorised values
+are identical.
 
 The volume-weighted standard deviation of the typical price around the VWAP (for VWAP bands)
 uses West's weighted Welford update, one bar at a time in both forms: ``E[p^2] - E[p]^2``
@@ -15,16 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from alphaloop.indicators import _kernels
 from alphaloop.indicators._validation import (
     NAN,
     check_real,
     check_times,
+    output,
     place,
     prepare,
     skip_or_raise,
@@ -114,26 +116,6 @@ def _session_key(t: int, anchor: str, offset_ns: int) -> int:
     return int(np.datetime64(t, "ns").astype("datetime64[M]").astype(np.int64))
 
 
-def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Running sums that restart at each index in ``starts`` (which begins with 0).
-
-    Each session's sum runs in order from its first value, exactly like the streaming sums:
-    sessions are laid out as rows of a zero-padded matrix and accumulated along the rows.
-    """
-    if len(starts) == 1:
-        return np.cumsum(values)
-    lengths = np.diff(np.append(starts, len(values)))
-    width = int(lengths.max())
-    if len(starts) * width > 4 * len(values) + 1024:  # very uneven sessions: one cumsum each
-        bounds = np.append(starts, len(values))
-        return np.concatenate([np.cumsum(values[a:b]) for a, b in pairwise(bounds)])
-    row = np.repeat(np.arange(len(starts)), lengths)
-    col = np.arange(len(values)) - np.repeat(starts, lengths)
-    grid = np.zeros((len(starts), width))
-    grid[row, col] = values
-    return np.cumsum(grid, axis=1)[row, col]
-
-
 class _WeightedStd:
     """West's (1979) weighted Welford update: volume-weighted std of the typical price, O(1)."""
 
@@ -160,8 +142,9 @@ class _WeightedStd:
 
 
 def _vwap_parts(high: Series, low: Series, close: Series, volume: Series, times: Any,
-                anchor: Any, offset: Any, with_std: bool = True) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """(size, start, vwap, std) over the valid part of the input (std empty unless ``with_std``)."""
+                anchor: Any, offset: Any, with_vwap: bool = True,
+                with_std: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(vwap, std), full length with NaN before the first valid bar (None where not wanted)."""
     anchor, offset_ns = _check_anchor(anchor, offset)
     start, (h, lo, c, v) = prepare(high=high, low=low, close=close, volume=volume)
     size = len(h)
@@ -173,68 +156,45 @@ def _vwap_parts(high: Series, low: Series, close: Series, volume: Series, times:
     if (v < 0).any():
         i = int(np.argmax(v < 0))
         raise IndicatorError(f"volume must be >= 0, got {v[i]} at index {start + i}")
+    vwap = output(size, start) if with_vwap else None
+    std = output(size, start) if with_std else None
     if len(v) == 0:
-        return size, start, v, v
+        return vwap, std
     if anchor is None:
         starts = np.array([0])
     else:
         keys = _session_keys(ns, anchor, offset_ns)
         starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
     tp = (h + lo + c) / 3.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vwap = _segment_cumsum(tp * v, starts) / _segment_cumsum(v, starts)
-    return size, start, vwap, _session_std(tp, v, starts) if with_std else vwap[:0]
-
-
-def _session_std(tp: np.ndarray, v: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """:class:`_WeightedStd` per session, as one tight loop (the same arithmetic, inlined)."""
-    out = []
-    append = out.append
-    restart = set(starts.tolist())
-    weight = mean = ssq = 0.0
-    for i, (x, w) in enumerate(zip(tp.tolist(), v.tolist())):
-        if i in restart:
-            weight = mean = ssq = 0.0
-        if w > 0.0:
-            if weight == 0.0:
-                weight, mean, ssq = w, x, 0.0
-            else:
-                total = weight + w
-                delta = x - mean
-                r = delta * w / total
-                mean += r
-                ssq += weight * delta * r
-                weight = total
-        if weight == 0.0:
-            append(NAN)
-        else:
-            var = ssq / weight
-            append(math.sqrt(var) if var > 0.0 else 0.0)
-    return np.array(out, dtype=np.float64)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    if vwap is not None:
+        _kernels.session_vwap(tp, v, starts, vwap[start:])
+    if std is not None:
+        _kernels.session_std(tp, v, starts, std[start:])
+    return vwap, std
 
 
 def vwap(high: Series, low: Series, close: Series, volume: Series, times: Any = None,
          anchor: str | None = None, offset: Any = 0) -> np.ndarray:
     """Volume-weighted average price. ``anchor=None`` sums from the first bar; "D"/"W"/"M"
     restart at each session (``times`` required). NaN while a session has no volume."""
-    size, start, value, _ = _vwap_parts(high, low, close, volume, times, anchor, offset, False)
-    return place(size, start, value)
+    value, _ = _vwap_parts(high, low, close, volume, times, anchor, offset, with_std=False)
+    return value
 
 
 def vwap_std(high: Series, low: Series, close: Series, volume: Series, times: Any = None,
              anchor: str | None = None, offset: Any = 0) -> np.ndarray:
     """Volume-weighted standard deviation of the typical price around the VWAP, per session."""
-    size, start, _, std = _vwap_parts(high, low, close, volume, times, anchor, offset)
-    return place(size, start, std)
+    _, std = _vwap_parts(high, low, close, volume, times, anchor, offset, with_vwap=False)
+    return std
 
 
 def vwap_bands(high: Series, low: Series, close: Series, volume: Series, times: Any = None,
                anchor: str | None = None, offset: Any = 0, nbdev: float = 2.0) -> VWAPBandsResult:
     """VWAP +/- ``nbdev`` volume-weighted standard deviations."""
     nbdev = check_real("nbdev", nbdev)
-    size, start, value, std = _vwap_parts(high, low, close, volume, times, anchor, offset)
-    return VWAPBandsResult(place(size, start, value + nbdev * std), place(size, start, value),
-                           place(size, start, value - nbdev * std))
+    value, std = _vwap_parts(high, low, close, volume, times, anchor, offset)
+    return VWAPBandsResult(value + nbdev * std, value, value - nbdev * std)
 
 
 class VWAP:
