@@ -19,6 +19,7 @@ from alphaloop.backtest.context import BacktestContext, InstrumentFeed
 from alphaloop.backtest.fingerprint import fingerprint
 from alphaloop.backtest.metrics import compute_metrics
 from alphaloop.core.errors import DataError, StrategyError
+from alphaloop.core.market import Bar
 from alphaloop.core.orders import Fill
 from alphaloop.core.results import TRADE_COLUMNS, BacktestResult
 from alphaloop.core.strategy_spec import StrategySpec
@@ -114,6 +115,28 @@ def run_backtest(strategy: Strategy, data: pd.DataFrame | Mapping[str, pd.DataFr
     return _result(strategy, spec, feeds, broker, ledger, times, step_index, config, ruined)
 
 
+def _pattern_hook(strategy: Strategy, ctx: BacktestContext) -> Callable[[InstrumentFeed, int], None] | None:
+    """For a strategy that listens to patterns: a per-bar call that feeds the bar to one pattern
+    engine (state per instrument) and hands each signal to ``on_signal``; the bar is complete when
+    the strategy sees it, exactly as live."""
+    specs = strategy.pattern_detectors()
+    if not specs:
+        return None
+    from alphaloop.patterns import PatternEngine
+
+    engine = PatternEngine(specs)
+    on_signal = strategy.on_signal
+
+    def run(feed: InstrumentFeed, i: int) -> None:
+        c = feed.columns
+        bar = Bar(feed.name, pd.Timestamp(c["time"][i], tz="UTC"), c["open"][i], c["high"][i], c["low"][i],
+                  c["close"][i], c["volume"][i])
+        for signal in engine.on_bar(bar):
+            on_signal(ctx, signal)
+
+    return run
+
+
 def _on_bar_error(strategy: Strategy, e: Exception, where: str) -> StrategyError:
     return StrategyError(f"{type(strategy).__name__}.on_bar failed at {where}: {type(e).__name__}: {e}")
 
@@ -124,6 +147,7 @@ def _run_single(strategy: Strategy, ctx: BacktestContext, broker: SimulatedBroke
     c_ = feed.columns["close"]  # read every bar: a list; the rest only on bars with orders: arrays
     o_, h_, l_, v_, t_ = (feed.arrays[f] for f in ("open", "high", "low", "volume", "time"))
     on_bar, feeds, n = strategy.on_bar, feed.feeds, feed.n
+    signals_at = _pattern_hook(strategy, ctx)
     at_close = broker.config.fill_on == "close"
     process, record = broker.process, ledger.record
     ledger.record(0)
@@ -143,6 +167,8 @@ def _run_single(strategy: Strategy, ctx: BacktestContext, broker: SimulatedBroke
             for append, column in feeds:
                 append(column[i])
             try:
+                if signals_at is not None:
+                    signals_at(feed, i)
                 on_bar(ctx)
             except StrategyError:
                 raise
@@ -173,6 +199,7 @@ def _run_multi(strategy: Strategy, ctx: BacktestContext, broker: SimulatedBroker
             at_step[s].append((feed, i))
     at_close = broker.config.fill_on == "close"
     books = broker.books
+    signals_at = _pattern_hook(strategy, ctx)
     ledger.record(0)
     n = len(times)
     for s, happening in enumerate(at_step):
@@ -194,6 +221,9 @@ def _run_multi(strategy: Strategy, ctx: BacktestContext, broker: SimulatedBroker
                 append(column[i])
         ctx.step = s
         try:
+            if signals_at is not None:
+                for feed, i in happening:
+                    signals_at(feed, i)
             strategy.on_bar(ctx)
         except StrategyError:
             raise

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 import pandas as pd
 
 from alphaloop.core.errors import StrategyError
+from alphaloop.core.market import Signal
 from alphaloop.core.orders import Fill, Order, Position
 
 History = list  # a growing list of floats; index -1 is the current bar
@@ -114,6 +115,10 @@ class Strategy(ABC):
     """Subclass, set ``name`` and ``params`` (defaults; their types are enforced), and implement
     ``on_bar``. ``init`` runs once before the first bar; ``on_fill`` after each fill of this strategy.
     Parameters are available as attributes (``self.fast``).
+
+    A strategy that trades on pattern signals lists its detectors in ``pattern_detectors()``; the
+    runner (backtest inline, live behind the bus) runs one pattern engine for them and calls
+    ``on_signal`` for each signal of the current bar, before ``on_bar``.
     """
 
     name: ClassVar[str] = ""
@@ -143,3 +148,10 @@ class Strategy(ABC):
 
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         """Called after each fill of this strategy's orders."""
+
+    def pattern_detectors(self) -> list[Any]:
+        """Detector specs (names, (name, params) pairs or Detector objects) this strategy listens to."""
+        return []
+
+    def on_signal(self, ctx: Context, signal: Signal) -> None:
+        """Called for each pattern signal of the current bar, before ``on_bar``."""
