@@ -1,10 +1,22 @@
 """Persistence: backtest runs, trades, equity curves and strategies in SQLite or PostgreSQL.
 
 ``Store(url)`` (or ``Store.from_settings(settings)``) opens the database and migrates it to the
-latest schema; see :mod:`alphaloop.store.repository` for the methods.
+latest schema; see :mod:`alphaloop.store.repository` for the methods. ``SqlModelRepository(store)``
+keeps the model registry's rows and the prediction log (:mod:`alphaloop.store.model_repository`).
 """
 
+from alphaloop.store.model_repository import PREDICTION_COLUMNS, SqlModelRepository
 from alphaloop.store.models import STRATEGY_STATUSES
 from alphaloop.store.repository import TOP_METRICS, UNSET, RunSummary, StatusEvent, Store, StrategyRecord
 
-__all__ = ["STRATEGY_STATUSES", "TOP_METRICS", "UNSET", "RunSummary", "StatusEvent", "Store", "StrategyRecord"]
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "STRATEGY_STATUSES",
+    "TOP_METRICS",
+    "UNSET",
+    "RunSummary",
+    "SqlModelRepository",
+    "StatusEvent",
+    "Store",
+    "StrategyRecord",
+]

@@ -22,12 +22,14 @@ from sqlalchemy import (
     Dialect,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -215,12 +217,79 @@ class EquityCurve(Base):
     run: Mapped[BacktestRun] = relationship(back_populates="equity_curve")
 
 
+class ModelVersion(Base):
+    """One registered model version (see :mod:`alphaloop.ml.registry`); the ONNX file itself lives
+    under the models directory at ``path`` and must hash to ``sha256``."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    task: Mapped[str] = mapped_column(String(16))
+    horizon: Mapped[int]
+    feature_schema: Mapped[dict[str, Any]]
+    data_start: Mapped[dt.datetime | None]
+    data_end: Mapped[dt.datetime | None]
+    params: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        CheckConstraint("version >= 1", name="version"),
+        CheckConstraint("task IN ('regression', 'classification')", name="task"),
+    )
+
+
+class ModelAlias(Base):
+    """A movable name (``champion``, ``challenger``) for one version of a model."""
+
+    __tablename__ = "model_aliases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int]
+    updated_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        # An alias can only point at a registered version; deleting the version drops its aliases.
+        ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"],
+                             ondelete="CASCADE", name="fk_model_aliases_name_version_model_versions"),
+    )
+
+
+class PredictionRecord(Base):
+    """A prediction as served: which model version said what about which instrument and bar, and
+    which inference path answered. Kept to score models against what later happened."""
+
+    __tablename__ = "prediction_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int]
+    instrument: Mapped[str] = mapped_column(Text)
+    time: Mapped[dt.datetime]
+    horizon: Mapped[int]
+    value: Mapped[float]
+    confidence: Mapped[float | None]
+    path: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_prediction_records_model_version_time", "model", "version", "time"),)
+
+
 __all__ = [
     "STRATEGY_STATUSES",
     "BacktestRun",
     "BacktestTrade",
     "Base",
     "EquityCurve",
+    "ModelAlias",
+    "ModelVersion",
+    "PredictionRecord",
     "Strategy",
     "StrategyEvent",
     "UTCDateTime",
