@@ -29,9 +29,17 @@ def settings_from(ctx: click.Context):
 
 
 def _register() -> None:
-    from alphaloop.cli import backtest_cmd, config_cmd, data_cmd, patterns_cmd, runs_cmd
+    from alphaloop.cli import (
+        backtest_cmd,
+        config_cmd,
+        data_cmd,
+        ml_cmd,
+        patterns_cmd,
+        runs_cmd,
+        sentiment_cmd,
+    )
 
-    for module in (backtest_cmd, config_cmd, data_cmd, patterns_cmd, runs_cmd):
+    for module in (backtest_cmd, config_cmd, data_cmd, ml_cmd, patterns_cmd, runs_cmd, sentiment_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
