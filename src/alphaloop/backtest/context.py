@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alphaloop.core.decisions import Decision
 from alphaloop.core.errors import DataError, LookAheadError, OrderError, StrategyError
 from alphaloop.core.orders import Order, Position, TimeInForce
 from alphaloop.execution.broker import Book, SimulatedBroker
+from alphaloop.strategy.services import Services
 
 FIELDS = ("open", "high", "low", "close", "volume")
 _TIF = {t.value: t for t in TimeInForce}
@@ -54,6 +56,11 @@ class InstrumentFeed:
         self.feeds: list[tuple[Callable[[Any], None], list]] = []  # (history.append, full column)
         self.i = -1  # index of the current bar
 
+    def frame(self) -> pd.DataFrame:
+        """All bars as an OHLCV frame (for whole-series feature functions; never shown to a strategy)."""
+        index = pd.DatetimeIndex(self.times_ns.view("datetime64[ns]"), name="time").tz_localize("UTC")
+        return pd.DataFrame({f: self.arrays[f] for f in FIELDS}, index=index)
+
     def time(self, i: int) -> pd.Timestamp:
         return pd.Timestamp(int(self.times_ns[i]), tz="UTC")
 
@@ -76,11 +83,14 @@ def _same_prefix(a: np.ndarray, b: np.ndarray) -> bool:
 class BacktestContext:
     """Implements ``alphaloop.strategy.Context`` over a historical clock."""
 
-    def __init__(self, broker: SimulatedBroker, feeds: list[InstrumentFeed]):
+    def __init__(self, broker: SimulatedBroker, feeds: list[InstrumentFeed], services: Services | None = None):
         self._broker = broker
         self._feeds = {f.name: f for f in feeds}
         self._primary = feeds[0]
         self._books = broker.book_by_name
+        self._services = services or Services()
+        self._feature_frames: dict[tuple[int, str], np.ndarray] = {}
+        self.decisions: list[Decision] = []
         self.step = -1
 
     # ---- clock and data ------------------------------------------------------------------------
@@ -208,6 +218,28 @@ class BacktestContext:
     @property
     def orders(self) -> list[Order]:
         return self._broker.pending_orders()
+
+    @property
+    def services(self) -> Services:
+        return self._services
+
+    def feature_row(self, fn: Callable[[pd.DataFrame], pd.DataFrame], instrument: str | None = None) -> np.ndarray:
+        """Computed once over all bars (checked for look-ahead on the first half), then read per bar."""
+        feed = self._feed(instrument)
+        key = (id(fn), feed.name)
+        matrix = self._feature_frames.get(key)
+        if matrix is None:
+            frame = feed.frame()
+            full = np.asarray(fn(frame), dtype=float)
+            cut = feed.n // 2
+            if cut > 0 and not _same_prefix(np.asarray(fn(frame.iloc[:cut]), dtype=float), full[:cut]):
+                raise LookAheadError(f"feature function {getattr(fn, '__name__', fn)!r} uses future bars: its rows "
+                                     f"change when bars after {cut} are added")
+            matrix = self._feature_frames[key] = full
+        return matrix[feed.i]
+
+    def record_decision(self, decision: Decision) -> None:
+        self.decisions.append(decision)
 
     def _mark(self) -> None:
         # the per-bar loop leaves book prices alone; mark every book at its latest close on demand

@@ -25,6 +25,7 @@ from alphaloop.core.results import TRADE_COLUMNS, BacktestResult
 from alphaloop.core.strategy_spec import StrategySpec
 from alphaloop.execution.broker import BrokerConfig, SimulatedBroker
 from alphaloop.strategy.base import Strategy
+from alphaloop.strategy.services import Services
 
 Progress = Callable[[int, int], None]
 _CHUNK = 8192  # bars between progress callbacks
@@ -83,7 +84,7 @@ class _Ledger:
 
 def run_backtest(strategy: Strategy, data: pd.DataFrame | Mapping[str, pd.DataFrame],
                  config: BrokerConfig | None = None, *, spec: StrategySpec | None = None,
-                 progress: Progress | None = None) -> BacktestResult:
+                 progress: Progress | None = None, services: Services | None = None) -> BacktestResult:
     """Run ``strategy`` over ``data`` (one DataFrame, or instrument -> DataFrame) and report.
 
     Open positions are closed at the end of each instrument's data the way backtesting.py's
@@ -92,7 +93,7 @@ def run_backtest(strategy: Strategy, data: pd.DataFrame | Mapping[str, pd.DataFr
     config = config or BrokerConfig()
     feeds = _as_feeds(data)
     broker = SimulatedBroker([f.name for f in feeds], config)
-    ctx = BacktestContext(broker, feeds)
+    ctx = BacktestContext(broker, feeds, services)
     overrides_on_fill = type(strategy).on_fill is not Strategy.on_fill
     ledger = _Ledger(broker, (lambda fill: strategy.on_fill(ctx, fill)) if overrides_on_fill else None)
     try:
@@ -112,7 +113,9 @@ def run_backtest(strategy: Strategy, data: pd.DataFrame | Mapping[str, pd.DataFr
     if ruined is None and len(feeds) == 1:
         _settle(broker, feeds[0], config.fill_on)
         ledger.record(len(times) - 1)
-    return _result(strategy, spec, feeds, broker, ledger, times, step_index, config, ruined)
+    result = _result(strategy, spec, feeds, broker, ledger, times, step_index, config, ruined)
+    result.decisions = ctx.decisions
+    return result
 
 
 def _pattern_hook(strategy: Strategy, ctx: BacktestContext) -> Callable[[InstrumentFeed, int], None] | None:
@@ -328,6 +331,7 @@ def _result(strategy: Strategy, spec: StrategySpec | None, feeds: list[Instrumen
         "size": np.array([f.size for f in fl], dtype=float),
         "price": np.array([f.price for f in fl], dtype=float),
         "commission": np.array([f.commission for f in fl], dtype=float),
+        "reason": [f.reason for f in fl],
     })
     exposure = int((np.abs(sizes).sum(axis=1) > 0).sum())
     first = feeds[0]

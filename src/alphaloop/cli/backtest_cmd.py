@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,21 +61,34 @@ def result_json(result: BacktestResult) -> dict[str, Any]:
         "max_drawdown_pct": m["max_drawdown_pct"], "sharpe": m["sharpe"], "n_trades": int(m["n_trades"]),
         "fingerprint": result.fingerprint, "metrics": m, "trades": result.trades_as_records(),
         "open_trades": len(result.open_trades),
+        "decisions": _decision_counts(result),
     }
+
+
+def _decision_counts(result: BacktestResult) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in result.decisions:
+        counts[d.action] = counts.get(d.action, 0) + 1
+    return counts
 
 
 def print_result(result: BacktestResult) -> None:
     head = [(label, getattr(result, key)) for label, key in _SUMMARY]
-    head.insert(0, ("Strategy", f"{result.spec.name} {result.spec.params}"))
+    head.insert(0, ("Strategy", result.spec.name))
     head.insert(1, ("Instruments", ", ".join(result.instruments)))
     rows = head + [(label, result.metrics.get(key, float("nan"))) for label, key in _METRICS]
+    if result.decisions:
+        rows.append(("Decisions", ", ".join(f"{k} {v}" for k, v in sorted(_decision_counts(result).items()))))
     rows += [("Fingerprint", result.fingerprint[:16]), ("Run id", result.run_id or "(not stored)")]
     click.echo(table(rows))
+    params = ", ".join(f"{k}={v}" for k, v in result.spec.params.items())
+    click.echo(textwrap.fill(f"Parameters: {params}", width=100, subsequent_indent="  "))
 
 
 def run_and_store(settings: Any, data_paths: list[Path] | None, strategy_ref: str, params: dict[str, Any],
                   *, cash: float, commission: float, spread: float, slippage_bps: float, fill_on: str,
-                  lot_size: float, store: bool, progress: bool) -> BacktestResult:
+                  lot_size: float, store: bool, progress: bool, model: str | None = None,
+                  news: Path | None = None) -> BacktestResult:
     from alphaloop.backtest import run_backtest
     from alphaloop.core.strategy_spec import StrategySpec
     from alphaloop.data import load_bars, load_many, sample_paths
@@ -88,11 +102,15 @@ def run_and_store(settings: Any, data_paths: list[Path] | None, strategy_ref: st
                           slippage=FixedSlippage(slippage_bps) if slippage_bps else NoSlippage(),
                           fill_on=fill_on, lot_size=lot_size)
     spec = StrategySpec(strategy_ref, dict(strategy.parameters))
+    from alphaloop.cli.wiring import build_services
+
+    services, _ = build_services(settings, model, news, live=False)
     update, close = _progress_bar(progress)
     try:
-        result = run_backtest(strategy, data, config, spec=spec, progress=update)
+        result = run_backtest(strategy, data, config, spec=spec, progress=update, services=services)
     finally:
         close()
+        services.close()
     result.data_source = ", ".join(str(p) for p in paths)
     if store:
         from alphaloop.store import Store
@@ -119,6 +137,9 @@ _OPTIONS = [
                  help="Fill market orders at the next bar's open or at this bar's close."),
     click.option("--lot-size", type=float, default=1.0, show_default=True,
                  help="Relative orders are floored to whole lots (1e-8 for crypto, say)."),
+    click.option("--model", default=None, help="Registered model for strategies that use ML (its champion)."),
+    click.option("--news", type=click.Path(path_type=Path), default=None,
+                 help="CSV of news (time, instrument, text) for the sentiment factor."),
     click.option("--no-store", is_flag=True, help="Do not write the run to the database."),
     click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else on stdout."),
 ]
@@ -135,7 +156,7 @@ def _with_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 def backtest(ctx: click.Context, data_paths: tuple[Path, ...], strategy_ref: str, params: tuple[str, ...],
              cash: float | None, commission: float | None, spread: float, slippage_bps: float, fill_on: str,
-             lot_size: float, no_store: bool, as_json: bool) -> None:
+             lot_size: float, model: str | None, news: Path | None, no_store: bool, as_json: bool) -> None:
     """Backtest a strategy over historical bars and print its statistics.
 
     \b
@@ -150,7 +171,7 @@ def backtest(ctx: click.Context, data_paths: tuple[Path, ...], strategy_ref: str
                            cash=settings.initial_cash if cash is None else cash,
                            commission=settings.commission if commission is None else commission,
                            spread=spread, slippage_bps=slippage_bps, fill_on=fill_on, lot_size=lot_size,
-                           store=not no_store, progress=not as_json)
+                           store=not no_store, progress=not as_json, model=model, news=news)
     if as_json:
         emit_json(result_json(result))
     else:

@@ -84,6 +84,7 @@ class Fill:
     size: float
     price: float
     commission: float
+    reason: str = "order"  # why it filled: order, stop_loss, take_profit, end_of_data, out_of_money
 
     @property
     def time(self) -> pd.Timestamp:

@@ -34,7 +34,8 @@ class BacktestResult:
     fingerprint: str
     open_trades: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(TRADE_COLUMNS)))
     fills: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["order_id", "instrument", "bar", "time", "size", "price", "commission"]))
+        columns=["order_id", "instrument", "bar", "time", "size", "price", "commission", "reason"]))
+    decisions: list[Any] = field(default_factory=list)  # core.decisions.Decision, for strategies that record them
     n_orders: int = 0
     n_fills: int = 0
     data_source: str = ""

@@ -398,7 +398,8 @@ class SimulatedBroker:
         closed.commission = commission + self._commission(closed.size, closed.entry_price)
         self.closed_trades.append(closed)
         book.recount()
-        self.fills.append(Fill(order_id, book.name, i, t, size, price, commission))
+        self.fills.append(Fill(order_id, book.name, i, t, size, price, commission,
+                               "order" if reason == "signal" else reason))
 
     def close_lot(self, book: Book, lot: Trade, price: float, i: int, t: int, reason: str) -> None:
         """Close one whole lot outside the order flow (end of data, out of money)."""

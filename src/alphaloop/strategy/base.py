@@ -11,11 +11,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import pandas as pd
 
+from alphaloop.core.decisions import Decision
 from alphaloop.core.errors import StrategyError
 from alphaloop.core.market import Signal
 from alphaloop.core.orders import Fill, Order, Position
+from alphaloop.strategy.services import Services
 
 History = list  # a growing list of floats; index -1 is the current bar
 
@@ -75,6 +78,18 @@ class Context(Protocol):
 
     @property
     def orders(self) -> list[Order]: ...
+
+    @property
+    def services(self) -> Services: ...  # the ML predictor and sentiment source, if the runner has them
+
+    def feature_row(self, fn: Callable[[pd.DataFrame], pd.DataFrame], instrument: str | None = None) -> np.ndarray:
+        """The current bar's row of ``fn(bars)`` (``fn`` maps an OHLCV frame to a frame of features,
+        using only past bars for each row; checked for look-ahead like ``indicator``)."""
+        ...
+
+    def record_decision(self, decision: Decision) -> None:
+        """Keep a decision (backtest: in the result; live: stored and published)."""
+        ...
 
     @property
     def cash(self) -> float: ...

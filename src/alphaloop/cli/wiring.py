@@ -1,0 +1,67 @@
+"""Build the services a strategy is lent (ML predictor, sentiment source) from configuration."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alphaloop.core.errors import DataError
+from alphaloop.strategy.services import RuntimePredictor, Services
+
+log = logging.getLogger("alphaloop.wiring")
+
+
+def load_predictor(settings: Any, model: str) -> tuple[RuntimePredictor, dict[str, Any]]:
+    """The champion (else latest) version of a registered model, behind the provider chain and a cache."""
+    from alphaloop.ml.cache import CachedRuntime
+    from alphaloop.ml.registry import CHAMPION
+    from alphaloop.ml.runtime import InferenceRuntime
+    from alphaloop.store import SqlModelRepository, Store
+
+    with Store.from_settings(settings) as store:
+        registry = SqlModelRepository(store).registry(settings.models_dir)
+        alias = CHAMPION if registry.backend.get_alias(model, CHAMPION) is not None else None
+        artifact = registry.load(model, alias=alias)
+    runtime = InferenceRuntime(artifact)
+    report = runtime.provider_report()
+    log.info("model %s v%s answers on %s", artifact.name, artifact.version, runtime.path)
+    return RuntimePredictor(CachedRuntime(runtime)), {"model": artifact.name, "version": artifact.version,
+                                                      "task": artifact.task, "path": str(runtime.path),
+                                                      "providers": report.to_dict()}
+
+
+def load_news(engine: Any, path: Path) -> int:
+    """Ingest a CSV of news (columns time, instrument, text) into a sentiment engine."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read news CSV: {e}", source=str(path)) from e
+    missing = {"time", "instrument", "text"} - set(frame.columns)
+    if missing:
+        raise DataError(f"news needs columns time, instrument, text; missing {', '.join(sorted(missing))}",
+                        source=str(path))
+    for k, row in enumerate(frame.itertuples(index=False), start=2):
+        try:
+            when = pd.Timestamp(row.time)
+        except ValueError:
+            raise DataError(f"unparseable time {row.time!r}", source=str(path), line=k, field="time") from None
+        if not row.text.strip():
+            raise DataError("empty text", source=str(path), line=k, field="text")
+        engine.ingest(row.instrument, when if when.tzinfo else when.tz_localize("UTC"), row.text)
+    return len(frame)
+
+
+def build_services(settings: Any, model: str | None, news: Path | None, *, live: bool) -> tuple[Services, dict[str, Any]]:
+    """Live: sources are asked concurrently under a deadline; backtest: in turn, deterministically."""
+    from alphaloop.ml.sentiment import SentimentEngine
+
+    info: dict[str, Any] = {"model": None}
+    predictor = None
+    if model:
+        predictor, info = load_predictor(settings, model)
+    sentiment = SentimentEngine()
+    info["news_items"] = load_news(sentiment, news) if news else 0
+    return Services(predictor=predictor, sentiment=sentiment, timeout_s=0.25, concurrent=live), info
