@@ -104,6 +104,11 @@ class BacktestContext:
         return f.time(max(f.i, 0))
 
     @property
+    def time_ns(self) -> int:
+        f = self._primary
+        return f.columns["time"][max(f.i, 0)]
+
+    @property
     def instrument(self) -> str:
         return self._primary.name
 

@@ -33,6 +33,9 @@ class Context(Protocol):
     def time(self) -> pd.Timestamp: ...
 
     @property
+    def time_ns(self) -> int: ...  # the same, as ns since the epoch (cheap: no Timestamp object)
+
+    @property
     def instrument(self) -> str: ...  # the primary (first) instrument
 
     @property

@@ -55,6 +55,11 @@ RULES = ("max_position_size", "instrument_exposure", "gross_exposure", "daily_lo
 
 def to_ns(time: Any) -> int:
     """UTC nanoseconds since the epoch from an int (already ns) or a datetime (naive = UTC)."""
+    if type(time) is int:  # the hot path: runners hand over bar times as ns
+        return time
+    value = getattr(time, "value", None)  # a tz-aware pandas Timestamp knows its UTC ns
+    if type(value) is int and getattr(time, "tzinfo", None) is not None:
+        return value
     if isinstance(time, datetime):
         if time.tzinfo is None:
             time = time.replace(tzinfo=UTC)

@@ -306,6 +306,10 @@ def _instrument(instrument: object) -> str:
 
 def _to_ns(t: Any, what: str) -> int:
     """UTC nanoseconds of a time (naive is UTC)."""
+    if type(t) is int:  # already ns (what the runners hand over)
+        return t
+    if isinstance(t, pd.Timestamp) and t.tzinfo is not None:
+        return int(t.value)
     try:
         ts = pd.Timestamp(t)
     except (TypeError, ValueError) as e:

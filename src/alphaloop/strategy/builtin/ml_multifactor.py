@@ -92,7 +92,7 @@ class MlMultiFactor(Strategy):
         self._decide(ctx, signal.instrument, signal)
 
     def on_bar(self, ctx: Context) -> None:
-        self.risk.on_equity(ctx.time, ctx.equity)
+        self.risk.on_equity(ctx.time_ns, ctx.equity)
         if self.on_bars:
             for inst in ctx.instruments:
                 if self.last_bar.get(inst) != len(self.series[inst]["close"]):
@@ -128,12 +128,12 @@ class MlMultiFactor(Strategy):
         s = self.series[inst]
         self.last_bar[inst] = len(s["close"])
         trend, momentum, damp, a, price = self._technical(s)
-        now = ctx.time
+        now = ctx.time_ns
         services = ctx.services
         calls = {}
         row = ctx.feature_row(make_features, inst)
         if services.predictor is not None and np.isfinite(row).all():
-            calls["ml"] = lambda: services.predictor.predict(row.astype(np.float32), instrument=inst, bar_time=now.value,
+            calls["ml"] = lambda: services.predictor.predict(row.astype(np.float32), instrument=inst, bar_time=now,
                                                              timeout=services.timeout_s if services.concurrent else None)
         if services.sentiment is not None:
             calls["sentiment"] = lambda: services.sentiment.instrument_sentiment(inst, at=now)
@@ -205,7 +205,7 @@ class MlMultiFactor(Strategy):
                     reason = sized.reason if verdict.rule is None else f"{sized.reason}, clipped by {verdict.rule}"
         decision = Decision(
             id=f"{self.name}:{inst}:{len(s['close']) - 1}:{self.n_decisions}", strategy=self.name, instrument=inst,
-            time_ns=now.value, bar=len(s["close"]) - 1, score=score, threshold=self.threshold, action=action,
+            time_ns=now, bar=len(s["close"]) - 1, score=score, threshold=self.threshold, action=action,
             reason=reason, factors=tuple(factors),
             signal=None if signal is None else {"pattern": signal.pattern, "direction": str(signal.direction),
                                                 "strength": signal.strength, "features": dict(signal.features)},
