@@ -174,3 +174,30 @@ def test_histories_hold_exactly_the_bars_seen_so_far():
     run_backtest(probe, df)
     assert probe.lengths == list(range(1, 41))
     assert probe.last == df["close"].tolist()
+
+
+class LateHistory(Strategy):
+    """Asks for a history for the first time from inside on_fill."""
+
+    name = "late_history"
+
+    def init(self, ctx):
+        self.hist = None
+
+    def on_bar(self, ctx):
+        if ctx.i == 2:
+            ctx.buy(1)
+        if self.hist is not None:
+            assert self.hist == ctx.open  # same bars, none twice
+
+    def on_fill(self, ctx, fill):
+        if self.hist is None:
+            self.hist = ctx.history("open")
+            assert len(self.hist) == fill.bar  # the fill's bar is not in the histories yet
+
+
+def test_a_history_first_asked_for_in_on_fill_holds_each_bar_once():
+    df = make_bars(10, 4)
+    strat = LateHistory()
+    run_backtest(strat, df)
+    assert strat.hist == df["open"].tolist()

@@ -40,7 +40,7 @@ def predictor(goog):
 
 
 def test_every_decision_adds_up_and_its_factors_match_talib(goog, predictor):
-    news = SentimentEngine()
+    news = SentimentEngine(half_life="5D")  # daily bars: headlines matter for days
     news.ingest("GOOG_daily", goog.index[400], "Google beats expectations and raises guidance")
     news.ingest("GOOG_daily", goog.index[900], "Google shares plunge after regulator opens antitrust probe")
     res = run_backtest(load_strategy("ml_multifactor", {"lot_size": 1.0}), goog,

@@ -55,6 +55,7 @@ class InstrumentFeed:
         self.histories: dict[Any, list] = {}
         self.feeds: list[tuple[Callable[[Any], None], list]] = []  # (history.append, full column)
         self.i = -1  # index of the current bar
+        self.pre_growth = False  # True while on_fill runs before this bar is appended to histories
 
     def frame(self) -> pd.DataFrame:
         """All bars as an OHLCV frame (for whole-series feature functions; never shown to a strategy)."""
@@ -67,7 +68,8 @@ class InstrumentFeed:
     def history(self, key: Any, full: list) -> list:
         hist = self.histories.get(key)
         if hist is None:
-            hist = full[: self.i + 1]
+            # asked for during this bar's fills (on_fill), before the histories grow by this bar
+            hist = full[: self.i if self.pre_growth else self.i + 1]
             self.histories[key] = hist
             self.feeds.append((hist.append, full))
         return hist

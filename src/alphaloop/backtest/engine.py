@@ -55,21 +55,29 @@ class _Ledger:
     """Broker state after each step that had fills (enough to rebuild equity at every bar), and the
     hand-off of new fills to the strategy's ``on_fill``."""
 
-    def __init__(self, broker: SimulatedBroker, on_fill: Callable[[Fill], None] | None):
+    def __init__(self, broker: SimulatedBroker, on_fill: Callable[[Fill], None] | None,
+                 feeds: list[InstrumentFeed] | None = None):
         self.broker = broker
         self.on_fill = on_fill
+        self.feeds = feeds or []
         self.steps: list[int] = []
         self.rows: list[tuple[float, ...]] = []
         self._seen = 0
 
-    def record(self, step: int) -> None:
+    def record(self, step: int, pre_growth: bool = False) -> None:
         b = self.broker
         if len(b.fills) != self._seen or not self.steps:
             new = b.fills[self._seen:]
             self._seen = len(b.fills)
-            if self.on_fill is not None:
-                for fill in new:
-                    self.on_fill(fill)
+            if self.on_fill is not None and new:
+                for feed in self.feeds:
+                    feed.pre_growth = pre_growth
+                try:
+                    for fill in new:
+                        self.on_fill(fill)
+                finally:
+                    for feed in self.feeds:
+                        feed.pre_growth = False
             books = b.books
             if len(books) == 1:
                 row = (b.balance, books[0].size, books[0].cost)
@@ -95,7 +103,7 @@ def run_backtest(strategy: Strategy, data: pd.DataFrame | Mapping[str, pd.DataFr
     broker = SimulatedBroker([f.name for f in feeds], config)
     ctx = BacktestContext(broker, feeds, services)
     overrides_on_fill = type(strategy).on_fill is not Strategy.on_fill
-    ledger = _Ledger(broker, (lambda fill: strategy.on_fill(ctx, fill)) if overrides_on_fill else None)
+    ledger = _Ledger(broker, (lambda fill: strategy.on_fill(ctx, fill)) if overrides_on_fill else None, feeds)
     try:
         strategy.init(ctx)
     except StrategyError:
@@ -161,7 +169,7 @@ def _run_single(strategy: Strategy, ctx: BacktestContext, broker: SimulatedBroke
             c = c_[i]
             if book.orders:
                 process(book, i, int(t_[i]), float(o_[i]), float(h_[i]), float(l_[i]), c, float(v_[i]))
-                record(i)
+                record(i, True)
                 ruin_lo, ruin_hi = broker.ruin_band()
             if c <= ruin_lo or c >= ruin_hi:
                 book.price = c
@@ -213,7 +221,7 @@ def _run_multi(strategy: Strategy, ctx: BacktestContext, broker: SimulatedBroker
             if book.orders:
                 broker.process(book, i, feed.columns["time"][i], cols["open"][i], cols["high"][i], cols["low"][i],
                                cols["close"][i], cols["volume"][i])
-                ledger.record(s)
+                ledger.record(s, True)
             else:
                 book.price = cols["close"][i]
         if any(b.lots for b in books) and broker.equity() <= 0:
@@ -253,7 +261,7 @@ def _ruin(broker: SimulatedBroker, feeds: list[InstrumentFeed], ledger: _Ledger,
         book = broker.book_by_name[feed.name]
         broker.close_all(book, book.price, max(feed.i, 0), feed.columns["time"][max(feed.i, 0)], "out_of_money")
     broker.balance = 0.0
-    ledger.record(step)
+    ledger.record(step, True)
 
 
 def _settle(broker: SimulatedBroker, feed: InstrumentFeed, fill_on: str) -> None:

@@ -179,21 +179,30 @@ def backtest(ctx: click.Context, data_paths: tuple[Path, ...], strategy_ref: str
 
 
 @click.command("demo")
+@click.option("--bars", type=click.IntRange(min=1), default=None, help="Stop the replay after this many bars.")
 @click.pass_context
-def demo(ctx: click.Context) -> None:
-    """Run the main job on embedded defaults: a backtest of the bundled sample data, stored in SQLite."""
+def demo(ctx: click.Context, bars: int | None) -> None:
+    """The main job on embedded defaults: train and register a model if none is registered yet, then run
+    the live pipeline (replay of the bundled samples with their headlines -> patterns -> ml_multifactor
+    with the ONNX model and sentiment -> paper broker) in one process, stored in SQLite."""
     from alphaloop.cli.main import settings_from
+    from alphaloop.cli.run_cmd import latest_model, run
     from alphaloop.data import sample_paths
 
     settings = settings_from(ctx)
     settings.ensure_dirs()
     click.echo(f"alphaloop demo: home {settings.home}, database {settings.database_url}")
-    for path in sample_paths():
-        click.echo(f"\n== sma_cross (fast=10, slow=30) on bundled sample {path.name}")
-        result = run_and_store(settings, [path], "sma_cross", {"fast": 10, "slow": 30},
-                               cash=settings.initial_cash, commission=0.001, spread=0.0, slippage_bps=0.0,
-                               fill_on="next_open", lot_size=1.0, store=True, progress=True)
-        print_result(result)
+    model = latest_model(settings)
+    if model is None:
+        from alphaloop.cli.ml_cmd import train
+
+        click.echo(f"\n== no model registered yet: training one on {sample_paths()[0].name}")
+        ctx.invoke(train, data_path=sample_paths()[0], model="lightgbm", task="regression", horizon=5, folds=5,
+                   name="demo-lightgbm", promote=True, seed=0, as_json=False)
+        model = "demo-lightgbm"
+    click.echo(f"\n== live pipeline on the bundled samples with model {model}")
+    ctx.invoke(run, data_paths=(), synthetic=False, bars=bars, speed=0.0, instruments="", strategy_ref="ml_multifactor",
+               params=(), model=model, news=None, cash=None, commission=None, quiet=False, as_json=False)
 
 
 COMMANDS = [backtest, demo]

@@ -35,11 +35,12 @@ def _register() -> None:
         data_cmd,
         ml_cmd,
         patterns_cmd,
+        run_cmd,
         runs_cmd,
         sentiment_cmd,
     )
 
-    for module in (backtest_cmd, config_cmd, data_cmd, ml_cmd, patterns_cmd, runs_cmd, sentiment_cmd):
+    for module in (backtest_cmd, config_cmd, data_cmd, ml_cmd, patterns_cmd, run_cmd, runs_cmd, sentiment_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -54,14 +54,16 @@ def load_news(engine: Any, path: Path) -> int:
     return len(frame)
 
 
-def build_services(settings: Any, model: str | None, news: Path | None, *, live: bool) -> tuple[Services, dict[str, Any]]:
-    """Live: sources are asked concurrently under a deadline; backtest: in turn, deterministically."""
+def build_services(settings: Any, model: str | None, news: Path | None, *, live: bool,
+                   news_half_life: str = "3D") -> tuple[Services, dict[str, Any]]:
+    """Live: sources are asked concurrently under a deadline; backtest: in turn, deterministically.
+    ``news_half_life``: how fast a headline's weight decays (pandas duration)."""
     from alphaloop.ml.sentiment import SentimentEngine
 
     info: dict[str, Any] = {"model": None}
     predictor = None
     if model:
         predictor, info = load_predictor(settings, model)
-    sentiment = SentimentEngine()
+    sentiment = SentimentEngine(half_life=news_half_life)
     info["news_items"] = load_news(sentiment, news) if news else 0
     return Services(predictor=predictor, sentiment=sentiment, timeout_s=0.25, concurrent=live), info

@@ -6,7 +6,7 @@ Everything here returns frames in one contract (see ``loaders``): a UTC ``Dateti
 
 from alphaloop.data.loaders import load_bars, load_many
 from alphaloop.data.resample import resample_bars
-from alphaloop.data.sample_data import SAMPLES, load_sample, sample_paths, write_samples
+from alphaloop.data.sample_data import SAMPLES, load_sample, sample_news_path, sample_paths, write_samples
 from alphaloop.data.synthetic import REGIMES, generate_bars
 from alphaloop.data.validation import validate_bars
 
@@ -18,6 +18,7 @@ __all__ = [
     "load_many",
     "load_sample",
     "resample_bars",
+    "sample_news_path",
     "sample_paths",
     "validate_bars",
     "write_samples",

@@ -54,8 +54,13 @@ def write_samples(directory: str | Path) -> list[Path]:
 
 
 def sample_paths() -> list[Path]:
-    """Paths of the bundled sample CSVs, sorted by name."""
-    return sorted(SAMPLES_DIR.glob("*.csv"))
+    """Paths of the bundled sample bar files, sorted by name."""
+    return [SAMPLES_DIR / f"{name}.csv" for name in sorted(SAMPLES)]
+
+
+def sample_news_path() -> Path:
+    """Hand-written headlines about the sample instruments (time, instrument, text), for the demo."""
+    return SAMPLES_DIR / "news.csv"
 
 
 def load_sample(name: str) -> pd.DataFrame:

@@ -281,14 +281,170 @@ class PredictionRecord(Base):
     __table_args__ = (Index("ix_prediction_records_model_version_time", "model", "version", "time"),)
 
 
+LIVE_MODES = ("replay", "synthetic", "live")
+LIVE_RUN_STATUSES = ("running", "finished", "failed")
+DECISION_ACTIONS = ("buy", "sell", "hold")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+ORDER_TIFS = ("gtc", "day", "ioc", "gtd")
+ORDER_STATUSES = ("pending", "partially_filled", "filled", "cancelled", "expired", "rejected")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class LiveRun(Base):
+    """One run of the live pipeline (replayed, synthetic or live market data) and how it ended."""
+
+    __tablename__ = "live_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    instruments: Mapped[list[Any]]
+    spec: Mapped[Any] = mapped_column(JSON())  # one spec, or a list of them when several strategies run
+    settings: Mapped[dict[str, Any]]
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(_one_of("mode", LIVE_MODES), name="mode"),
+        CheckConstraint(_one_of("status", LIVE_RUN_STATUSES), name="status"),
+        Index("ix_live_runs_started_at", "started_at"),
+    )
+
+
+class DecisionRecord(Base):
+    """A decision of the strategy engine with its factor breakdown (``factors`` as ``Decision.to_dict``).
+
+    The key is (run_id, id): strategies number their decisions within a run, so the same id comes back
+    in the next run. ``order_id`` is the global id of the order it led to; it has no foreign key because
+    the order row points back here (``orders.decision_id``) and a cycle of keys would need deferred
+    constraints on every backend.
+    """
+
+    __tablename__ = "decisions"
+
+    run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("live_runs.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    strategy: Mapped[str] = mapped_column(Text)
+    instrument: Mapped[str] = mapped_column(Text)
+    time: Mapped[dt.datetime]
+    bar: Mapped[int]
+    score: Mapped[float | None]  # NULL when the engine could not score (NaN)
+    threshold: Mapped[float]
+    action: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    factors: Mapped[list[Any]]
+    signal: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    model: Mapped[str | None] = mapped_column(String(128))
+    model_version: Mapped[int | None]
+    inference_path: Mapped[str | None] = mapped_column(String(16))
+    sentiment_source: Mapped[str | None] = mapped_column(Text)
+    target_position: Mapped[float | None]
+    order_size: Mapped[float | None]
+    risk_rule: Mapped[str | None] = mapped_column(Text)
+    order_id: Mapped[str | None] = mapped_column(String(255))
+    latency_us: Mapped[float | None]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        CheckConstraint(_one_of("action", DECISION_ACTIONS), name="action"),
+        Index("ix_decisions_run_id_time", "run_id", "time"),
+        Index("ix_decisions_order_id", "order_id"),
+    )
+
+
+class OrderRecord(Base):
+    """An order of a live run; ``id`` is global (``<run_id>:<n>``), ``decision_id`` names the decision
+    (of the same run: the key includes ``run_id``) that made it, NULL for SL/TP children and manual orders.
+
+    Exactly one of ``size`` (units) and ``fraction`` (of equity), both signed, unless ``close_position``.
+    """
+
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), ForeignKey("live_runs.id", ondelete="CASCADE"))
+    decision_id: Mapped[str | None] = mapped_column(String(255))
+    instrument: Mapped[str] = mapped_column(Text)
+    size: Mapped[float | None]
+    fraction: Mapped[float | None]
+    close_position: Mapped[bool] = mapped_column(Boolean)
+    type: Mapped[str] = mapped_column(String(16))
+    limit: Mapped[float | None]
+    stop: Mapped[float | None]
+    sl: Mapped[float | None]
+    tp: Mapped[float | None]
+    tif: Mapped[str] = mapped_column(String(8))
+    expires_at: Mapped[dt.datetime | None]
+    tag: Mapped[str | None] = mapped_column(Text)
+    parent_trade: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_bar: Mapped[int | None]
+    created_time: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(["run_id", "decision_id"], ["decisions.run_id", "decisions.id"],
+                             ondelete="CASCADE", name="fk_orders_run_id_decision_id_decisions"),
+        # Fills name (run_id, id), so the database itself keeps a fill in its order's run.
+        UniqueConstraint("run_id", "id"),
+        CheckConstraint("(size IS NULL OR fraction IS NULL) "
+                        "AND (size IS NOT NULL OR fraction IS NOT NULL OR close_position)", name="sized"),
+        CheckConstraint(_one_of("type", ORDER_TYPES), name="type"),
+        CheckConstraint(_one_of("tif", ORDER_TIFS), name="tif"),
+        CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
+        Index("ix_orders_run_id_created_time", "run_id", "created_time"),
+        Index("ix_orders_decision_id", "decision_id"),
+    )
+
+
+class FillRecord(Base):
+    """A fill (execution) of an order, signed size like the order's."""
+
+    __tablename__ = "fills"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(String(64), ForeignKey("live_runs.id", ondelete="CASCADE"))
+    instrument: Mapped[str] = mapped_column(Text)
+    bar: Mapped[int]
+    time: Mapped[dt.datetime]
+    size: Mapped[float]
+    price: Mapped[float]
+    commission: Mapped[float]
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(["run_id", "order_id"], ["orders.run_id", "orders.id"],
+                             ondelete="CASCADE", name="fk_fills_run_id_order_id_orders"),
+        Index("ix_fills_order_id_time", "order_id", "time"),
+        Index("ix_fills_run_id_time", "run_id", "time"),
+    )
+
+
 __all__ = [
+    "DECISION_ACTIONS",
+    "LIVE_MODES",
+    "LIVE_RUN_STATUSES",
+    "ORDER_STATUSES",
+    "ORDER_TIFS",
+    "ORDER_TYPES",
     "STRATEGY_STATUSES",
     "BacktestRun",
     "BacktestTrade",
     "Base",
+    "DecisionRecord",
     "EquityCurve",
+    "FillRecord",
+    "LiveRun",
     "ModelAlias",
     "ModelVersion",
+    "OrderRecord",
     "PredictionRecord",
     "Strategy",
     "StrategyEvent",

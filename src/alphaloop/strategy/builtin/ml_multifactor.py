@@ -34,6 +34,9 @@ from alphaloop.strategy.risk import RiskLimits, RiskManager
 from alphaloop.strategy.sizing import SizingConfig, size_order
 
 FACTORS = ("trend", "momentum", "ml", "sentiment", "pattern")
+# Aggregated sentiment carries a confidence that decays with the age of its headlines; below this
+# the news is too stale to count and the factor is missing.
+MIN_SENTIMENT_CONFIDENCE = 0.05
 
 
 @register_strategy
@@ -126,6 +129,8 @@ class MlMultiFactor(Strategy):
     def _decide(self, ctx: Context, inst: str, signal: Signal | None) -> None:
         started = time.perf_counter()
         s = self.series[inst]
+        if not s["close"]:
+            return  # this instrument has no bar yet (several instruments on one clock)
         self.last_bar[inst] = len(s["close"])
         trend, momentum, damp, a, price = self._technical(s)
         now = ctx.time_ns
@@ -152,12 +157,12 @@ class MlMultiFactor(Strategy):
             why = pred.error if pred is not None else ("no model" if services.predictor is None else "warm-up")
             ml = Factor("ml", 0.0, w["w_ml"], 0.0, True, why)
         sent = answers.get("sentiment")
-        if sent is not None and sent.ok and sent.value.confidence > 0:
+        if sent is not None and sent.ok and sent.value.confidence >= MIN_SENTIMENT_CONFIDENCE:
             sentiment = Factor("sentiment", sent.value.score, w["w_sentiment"], 0.0,
                                detail={"confidence": sent.value.confidence, "label": sent.value.label})
         else:
             why = sent.error if sent is not None and not sent.ok else (
-                "no source" if services.sentiment is None else "no news")
+                "no source" if services.sentiment is None else "no recent news")
             sentiment = Factor("sentiment", 0.0, w["w_sentiment"], 0.0, True, why)
         if signal is not None:
             pattern = Factor("pattern", signal.direction.sign * signal.strength, w["w_pattern"], 0.0,
