@@ -10,7 +10,7 @@ import pytest
 from tests_cli_helpers import FIXTURES, alphaloop
 
 from alphaloop.backtest import run_backtest
-from alphaloop.data import load_bars
+from alphaloop.data import load_bars, sample_paths
 from alphaloop.execution import BrokerConfig
 from alphaloop.strategy import load_strategy
 
@@ -69,3 +69,8 @@ def test_demo_trains_a_model_then_runs_the_pipeline(tmp_path):
     assert "inference paths" in out.stdout and "onnx_cpu" in out.stdout
     again = alphaloop("demo", "--bars", "50", home=tmp_path)
     assert again.returncode == 0 and "training one" not in again.stdout  # the registered model is reused
+    # the strategy's ML predictions were filed and can be judged per strategy
+    data = [arg for p in sample_paths() for arg in ("--data", str(p))]
+    acc = json.loads(alphaloop("ml", "accuracy", "--by", "strategy", *data, "--json", home=tmp_path).stdout)
+    rows = {r["strategy"]: r for r in acc["models"]}
+    assert rows["ml_multifactor"]["n"] > 0 and 0 <= rows["ml_multifactor"]["hit_rate"] <= 1

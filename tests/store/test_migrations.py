@@ -14,6 +14,9 @@ from alphaloop.store.migrate import MIGRATIONS_DIR, alembic_config, downgrade, u
 from alphaloop.store.models import Base
 
 
+HEAD = "0004"
+
+
 def schema_diff(store: Store, metadata: MetaData = Base.metadata) -> list:
     with store.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
@@ -26,12 +29,12 @@ def current_revision(store: Store) -> str | None:
 
 def test_one_head_and_packaged_files() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0003"]
+    assert script.get_heads() == [HEAD]
     assert (MIGRATIONS_DIR / "env.py").is_file()
 
 
 def test_migrated_schema_equals_models(store: Store) -> None:
-    assert current_revision(store) == "0003"
+    assert current_revision(store) == HEAD
     assert schema_diff(store) == []
     tables = set(inspect(store.engine).get_table_names())
     assert tables == {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
@@ -42,7 +45,7 @@ def test_downgrade_to_base_and_upgrade_again(store: Store, make_result) -> None:
     assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
     assert current_revision(store) is None
     upgrade(store.engine)
-    assert current_revision(store) == "0003"
+    assert current_revision(store) == HEAD
     assert schema_diff(store) == []
     store.save_backtest(make_result())  # and the rebuilt schema works
 
@@ -52,7 +55,7 @@ def test_reopening_keeps_data(store_url: str, make_result) -> None:
         run_id = first.save_backtest(make_result())
     with Store(store_url) as second:  # upgrade head on an up-to-date database is a no-op
         assert second.get_run(run_id).run_id == run_id
-        assert current_revision(second) == "0003"
+        assert current_revision(second) == HEAD
 
 
 def test_open_without_migrating(store_url: str, make_result) -> None:
@@ -84,4 +87,4 @@ def test_newer_schema_than_the_code_is_refused(store_url: str) -> None:
                 Store(store_url)
         finally:  # the PostgreSQL database is shared by the whole session
             with store.engine.begin() as conn:
-                conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+                conn.execute(text(f"UPDATE alembic_version SET version_num = '{HEAD}'"))

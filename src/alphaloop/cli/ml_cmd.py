@@ -192,10 +192,13 @@ def predict(ctx: click.Context, name: str, version: int | None, alias: str, data
 @click.option("--data", "data_paths", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Bars of the instruments predicted (for the realised outcomes); repeatable.")
 @click.option("--model", default=None, help="Only this model.")
+@click.option("--by", "group", type=click.Choice(["model", "strategy"]), default="model", show_default=True,
+              help="Per model version, or per strategy that asked (and model version).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def accuracy(ctx: click.Context, data_paths: tuple[Path, ...], model: str | None, as_json: bool) -> None:
-    """Join recorded predictions with what happened next: hit rate, MAE and calibration per model version."""
+def accuracy(ctx: click.Context, data_paths: tuple[Path, ...], model: str | None, group: str, as_json: bool) -> None:
+    """Join recorded predictions with what happened next: hit rate, MAE and calibration per model version
+    (or per strategy)."""
     from alphaloop.data import load_bars
     from alphaloop.ml.accuracy import accuracy_report
 
@@ -210,7 +213,10 @@ def accuracy(ctx: click.Context, data_paths: tuple[Path, ...], model: str | None
         report = []
     else:
         records["task"] = [tasks.get((m, int(v)), "regression") for m, v in zip(records["model"], records["version"])]
-        report = accuracy_report(records, bars).to_dict("records")
+        by = ("model", "version") if group == "model" else ("strategy", "model", "version")
+        if group == "strategy":
+            records["strategy"] = records["strategy"].fillna("(direct)")
+        report = accuracy_report(records, bars, by=by).to_dict("records")
     if as_json:
         emit_json({"models": report})
         return

@@ -44,7 +44,8 @@ def run_live(settings: Any, *, data_paths: list[Path], synthetic: bool, bars: in
     from alphaloop.data import load_bars, sample_news_path, sample_paths
     from alphaloop.execution import BrokerConfig, Commission
     from alphaloop.live import EmbeddedRunner, MarketDataReplay
-    from alphaloop.store import LiveRepository, Store
+    from alphaloop.cli.wiring import PredictionLogger
+    from alphaloop.store import LiveRepository, SqlModelRepository, Store
     from alphaloop.strategy import load_strategy
 
     strategy = load_strategy(strategy_ref, params)
@@ -68,7 +69,10 @@ def run_live(settings: Any, *, data_paths: list[Path], synthetic: bool, bars: in
     config = BrokerConfig(initial_cash=cash, commission=Commission(rate=commission))
     settings.ensure_dirs()
     with Store.from_settings(settings) as store:
-        runner = EmbeddedRunner(strategy, source, config, services=services, recorder=LiveRepository(store),
+        recorder: Any = LiveRepository(store)
+        if info.get("model"):
+            recorder = PredictionLogger(recorder, SqlModelRepository(store), int(info["horizon"]))
+        runner = EmbeddedRunner(strategy, source, config, services=services, recorder=recorder,
                                 on_decision=None if quiet else _print_decision)
         try:
             summary = runner.run(max_bars=bars)
@@ -144,7 +148,8 @@ def run(ctx: click.Context, data_paths: tuple[Path, ...], synthetic: bool, bars:
 def explain(ctx: click.Context, order_id: str, as_json: bool) -> None:
     """The chain behind an order of a live run: signal, factors, score, decision, order, fills."""
     from alphaloop.cli.main import settings_from
-    from alphaloop.store import LiveRepository, Store
+    from alphaloop.cli.wiring import PredictionLogger
+    from alphaloop.store import LiveRepository, SqlModelRepository, Store
 
     with Store.from_settings(settings_from(ctx)) as store:
         chain = LiveRepository(store).explain(order_id)

@@ -27,7 +27,8 @@ def load_predictor(settings: Any, model: str) -> tuple[RuntimePredictor, dict[st
     report = runtime.provider_report()
     log.info("model %s v%s answers on %s", artifact.name, artifact.version, runtime.path)
     return RuntimePredictor(CachedRuntime(runtime)), {"model": artifact.name, "version": artifact.version,
-                                                      "task": artifact.task, "path": str(runtime.path),
+                                                      "task": artifact.task, "horizon": artifact.horizon,
+                                                      "path": str(runtime.path),
                                                       "providers": report.to_dict()}
 
 
@@ -67,3 +68,25 @@ def build_services(settings: Any, model: str | None, news: Path | None, *, live:
     sentiment = SentimentEngine(half_life=news_half_life)
     info["news_items"] = load_news(sentiment, news) if news else 0
     return Services(predictor=predictor, sentiment=sentiment, timeout_s=0.25, concurrent=live), info
+
+
+class PredictionLogger:
+    """A live-run recorder that also files each decision's ML prediction in the prediction records
+    (with the strategy that asked), so `alphaloop ml accuracy --by strategy` can judge them later."""
+
+    def __init__(self, recorder: Any, models: Any, horizon: int):
+        self._recorder, self._models, self._horizon = recorder, models, horizon
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the live repository's
+        return getattr(self._recorder, name)
+
+    def record_decision(self, decision: Any, order: Any = None, *, run_id: str) -> bool:
+        new = self._recorder.record_decision(decision, order, run_id=run_id)
+        ml = next((f for f in decision.factors if f.name == "ml"), None)
+        if new and ml is not None and not ml.missing and decision.model is not None:
+            self._models.record_predictions([{
+                "model": decision.model, "version": decision.model_version, "instrument": decision.instrument,
+                "time": decision.time_ns, "horizon": self._horizon, "value": ml.detail["prediction"],
+                "confidence": ml.detail["confidence"], "path": decision.inference_path,
+                "strategy": decision.strategy}])
+        return new

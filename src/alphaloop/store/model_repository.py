@@ -25,7 +25,7 @@ from alphaloop.store.models import ModelAlias, ModelVersion, PredictionRecord
 from alphaloop.store.repository import Store
 
 PREDICTION_COLUMNS = ("id", "model", "version", "instrument", "time", "horizon", "value", "confidence",
-                      "path", "created_at")
+                      "path", "strategy", "created_at")
 _PREDICTION_FIELDS = ("model", "version", "instrument", "time", "horizon", "value", "confidence", "path")
 
 
@@ -206,7 +206,8 @@ def _prediction_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"model": str(values["model"]), "version": int(values["version"]),
             "instrument": str(values["instrument"]), "time": time, "horizon": int(values["horizon"]),
             "value": value, "confidence": confidence,
-            "path": str(getattr(path, "value", path))}
+            "path": str(getattr(path, "value", path)),
+            "strategy": None if row.get("strategy") is None else str(row["strategy"])}
 
 
 __all__ = ["PREDICTION_COLUMNS", "SqlModelRepository"]

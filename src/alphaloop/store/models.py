@@ -276,9 +276,11 @@ class PredictionRecord(Base):
     value: Mapped[float]
     confidence: Mapped[float | None]
     path: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str | None] = mapped_column(String(128))  # the strategy that asked, if any
     created_at: Mapped[dt.datetime]
 
-    __table_args__ = (Index("ix_prediction_records_model_version_time", "model", "version", "time"),)
+    __table_args__ = (Index("ix_prediction_records_model_version_time", "model", "version", "time"),
+                      Index("ix_prediction_records_strategy", "strategy"))
 
 
 LIVE_MODES = ("replay", "synthetic", "live")
