@@ -13,7 +13,6 @@ from alphaloop.store import Store, migrate
 from alphaloop.store.migrate import MIGRATIONS_DIR, alembic_config, downgrade, upgrade
 from alphaloop.store.models import Base
 
-
 HEAD = "0004"
 
 

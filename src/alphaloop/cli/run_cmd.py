@@ -40,11 +40,10 @@ def fmt_time(ns: int) -> str:
 def run_live(settings: Any, *, data_paths: list[Path], synthetic: bool, bars: int | None, speed: float,
              instruments: list[str], strategy_ref: str, params: dict[str, Any], model: str | None,
              news: Path | None, cash: float, commission: float, quiet: bool) -> tuple[Any, dict[str, Any]]:
-    from alphaloop.cli.wiring import build_services
+    from alphaloop.cli.wiring import PredictionLogger, build_services
     from alphaloop.data import load_bars, sample_news_path, sample_paths
     from alphaloop.execution import BrokerConfig, Commission
     from alphaloop.live import EmbeddedRunner, MarketDataReplay
-    from alphaloop.cli.wiring import PredictionLogger
     from alphaloop.store import LiveRepository, SqlModelRepository, Store
     from alphaloop.strategy import load_strategy
 
@@ -148,8 +147,7 @@ def run(ctx: click.Context, data_paths: tuple[Path, ...], synthetic: bool, bars:
 def explain(ctx: click.Context, order_id: str, as_json: bool) -> None:
     """The chain behind an order of a live run: signal, factors, score, decision, order, fills."""
     from alphaloop.cli.main import settings_from
-    from alphaloop.cli.wiring import PredictionLogger
-    from alphaloop.store import LiveRepository, SqlModelRepository, Store
+    from alphaloop.store import LiveRepository, Store
 
     with Store.from_settings(settings_from(ctx)) as store:
         chain = LiveRepository(store).explain(order_id)
