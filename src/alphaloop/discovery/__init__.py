@@ -1,0 +1,1 @@
+"""Strategy discovery: feedback, generation, out-of-sample evaluation, scoring and activation."""
