@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -11,14 +9,13 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.core.decisions import Decision
-from alphaloop.core.errors import DataError, LookAheadError, OrderError, StrategyError
-from alphaloop.core.orders import Order, Position, TimeInForce
+from alphaloop.core.errors import DataError, LookAheadError, StrategyError
+from alphaloop.core.orders import Order, Position
 from alphaloop.execution.broker import Book, SimulatedBroker
+from alphaloop.strategy.order_entry import OrderEntry, order_terms
 from alphaloop.strategy.services import Services
 
 FIELDS = ("open", "high", "low", "close", "volume")
-_TIF = {t.value: t for t in TimeInForce}
-DEFAULT_FRACTION = 1 - sys.float_info.epsilon  # backtesting.py's default buy()/sell(): all available equity
 
 
 class _ListsOnDemand(dict):
@@ -82,7 +79,7 @@ def _same_prefix(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(both_nan | close))
 
 
-class BacktestContext:
+class BacktestContext(OrderEntry):
     """Implements ``alphaloop.strategy.Context`` over a historical clock."""
 
     def __init__(self, broker: SimulatedBroker, feeds: list[InstrumentFeed], services: Services | None = None):
@@ -171,37 +168,11 @@ class BacktestContext:
                limit: float | None, stop: float | None, sl: float | None, tp: float | None, tif: str,
                expires_at: pd.Timestamp | None, tag: str | None) -> Order:
         feed = self._primary if instrument is None else self._feed(instrument)
-        if size is None:
-            if fraction is None:
-                fraction = DEFAULT_FRACTION
-            elif not (isinstance(fraction, int | float) and 0 < fraction < 1):
-                raise OrderError(f"fraction must be within (0, 1) (the side is given by buy/sell), got {fraction!r}")
-            fraction = sign * fraction
-        elif fraction is not None:
-            raise OrderError("give size (units) or fraction (of equity), not both")
-        elif not (isinstance(size, int | float) and size > 0 and math.isfinite(size)):
-            raise OrderError(f"size must be a positive number (the side is given by buy/sell), got {size!r}")
-        else:
-            size = sign * size
-        tif_value = _TIF.get(tif)
-        if tif_value is None:
-            raise OrderError(f"unknown time in force {tif!r}; use one of {', '.join(_TIF)}")
+        size, fraction, tif_value = order_terms(sign, size, fraction, tif)
         i = feed.i
         order = Order(0, feed.name, size, fraction, limit, stop, sl, tp, tif_value, expires_at,
                       created_bar=i, created_ns=feed.columns["time"][i], tag=tag)
         return self._broker.submit(order, feed.columns["close"][i])
-
-    def buy(self, size: float | None = None, *, fraction: float | None = None, instrument: str | None = None,
-            limit: float | None = None, stop: float | None = None, sl: float | None = None,
-            tp: float | None = None, tif: str = "gtc", expires_at: pd.Timestamp | None = None,
-            tag: str | None = None) -> Order:
-        return self._order(1.0, size, fraction, instrument, limit, stop, sl, tp, tif, expires_at, tag)
-
-    def sell(self, size: float | None = None, *, fraction: float | None = None, instrument: str | None = None,
-             limit: float | None = None, stop: float | None = None, sl: float | None = None,
-             tp: float | None = None, tif: str = "gtc", expires_at: pd.Timestamp | None = None,
-             tag: str | None = None) -> Order:
-        return self._order(-1.0, size, fraction, instrument, limit, stop, sl, tp, tif, expires_at, tag)
 
     def close_position(self, instrument: str | None = None, tag: str | None = None) -> Order | None:
         feed = self._feed(instrument)

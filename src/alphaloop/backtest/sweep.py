@@ -38,13 +38,13 @@ import numba
 import numpy as np
 import pandas as pd
 
-from alphaloop.backtest.context import DEFAULT_FRACTION
 from alphaloop.backtest.engine import _trades_frame
 from alphaloop.core.errors import DataError, StrategyError
 from alphaloop.core.orders import Trade
 from alphaloop.execution.broker import BrokerConfig
 from alphaloop.execution.costs import Commission
 from alphaloop.indicators import sma
+from alphaloop.strategy.order_entry import DEFAULT_FRACTION
 
 __all__ = ["SWEEP_COLUMNS", "sma_cross_trades", "sweep_sma_cross"]
 

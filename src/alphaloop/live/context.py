@@ -19,17 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alphaloop.backtest.context import DEFAULT_FRACTION
 from alphaloop.core.decisions import Decision
 from alphaloop.core.errors import OrderError, StrategyError
 from alphaloop.core.market import Bar
-from alphaloop.core.orders import Order, Position, TimeInForce
+from alphaloop.core.orders import Order, Position
 from alphaloop.execution.broker import BrokerConfig, SimulatedBroker
 from alphaloop.live.account import Account
 from alphaloop.live.indicators import FIELDS, LiveIndicator, make_indicator
+from alphaloop.strategy.order_entry import OrderEntry, order_terms
 from alphaloop.strategy.services import Services
 
-_TIF = {t.value: t for t in TimeInForce}
 CANCELLED_BY_STRATEGY = "cancelled by strategy"
 
 
@@ -69,7 +68,7 @@ class _Feed:
         return pd.DataFrame({f: np.asarray(cols[f][start:], dtype=float) for f in FIELDS}, index=index)
 
 
-class LiveContext:
+class LiveContext(OrderEntry):
     """Implements ``alphaloop.strategy.Context`` for a live (paper) run."""
 
     def __init__(self, instruments: list[str], config: BrokerConfig, *, services: Services | None = None,
@@ -161,22 +160,7 @@ class LiveContext:
                limit: float | None, stop: float | None, sl: float | None, tp: float | None, tif: str,
                expires_at: pd.Timestamp | None, tag: str | None) -> Order:
         feed = self._primary if instrument is None else self._feed(instrument)
-        if size is None:
-            if fraction is None:
-                fraction = DEFAULT_FRACTION
-            elif not (isinstance(fraction, int | float) and math.isfinite(fraction) and 0 < fraction < 1):
-                raise OrderError(f"fraction must be within (0, 1) (the side is given by buy/sell), got {fraction!r}")
-            fraction = sign * fraction
-        elif fraction is not None:
-            raise OrderError("give size (units) or fraction (of equity), not both")
-        elif not (isinstance(size, int | float) and math.isfinite(size) and size > 0):
-            # never size an order from NaN: a NaN from a warm-up indicator stops here
-            raise OrderError(f"size must be a positive finite number (the side is given by buy/sell), got {size!r}")
-        else:
-            size = sign * size
-        tif_value = _TIF.get(tif)
-        if tif_value is None:
-            raise OrderError(f"unknown time in force {tif!r}; use one of {', '.join(_TIF)}")
+        size, fraction, tif_value = order_terms(sign, size, fraction, tif)
         order = Order(self.account.next_order_id(), feed.name, size, fraction, limit, stop, sl, tp, tif_value,
                       expires_at, created_bar=feed.i, created_ns=feed.time_now, tag=tag)
         return self._submit(order, feed)
@@ -192,18 +176,6 @@ class LiveContext:
         self.account.add_order(order)
         self._send("order", order, feed.close_now)  # the broker checks brackets against the same price
         return order
-
-    def buy(self, size: float | None = None, *, fraction: float | None = None, instrument: str | None = None,
-            limit: float | None = None, stop: float | None = None, sl: float | None = None,
-            tp: float | None = None, tif: str = "gtc", expires_at: pd.Timestamp | None = None,
-            tag: str | None = None) -> Order:
-        return self._order(1.0, size, fraction, instrument, limit, stop, sl, tp, tif, expires_at, tag)
-
-    def sell(self, size: float | None = None, *, fraction: float | None = None, instrument: str | None = None,
-             limit: float | None = None, stop: float | None = None, sl: float | None = None,
-             tp: float | None = None, tif: str = "gtc", expires_at: pd.Timestamp | None = None,
-             tag: str | None = None) -> Order:
-        return self._order(-1.0, size, fraction, instrument, limit, stop, sl, tp, tif, expires_at, tag)
 
     def close_position(self, instrument: str | None = None, tag: str | None = None) -> Order | None:
         feed = self._feed(instrument)
