@@ -1,0 +1,281 @@
+"""Redis Streams bus: the production adapter, with the semantics of :class:`InMemoryBus`.
+
+Every stream is stored under ``<prefix>:<stream>``; its dead letters under ``<prefix>:<stream>:dead``.
+Consumer groups read from the start of the stream (``XGROUP CREATE ... 0 MKSTREAM``); each entry
+goes to one consumer of a group and stays pending until acknowledged. A restarted consumer reads
+its own pending entries first (``own_pending=True``); entries stalled on a dead consumer are taken
+over with :meth:`RedisStreamsBus.claim_stalled` (``XAUTOCLAIM``).
+
+Dead letters: an entry that was already delivered ``max_deliveries`` times, or that cannot be
+decoded, is appended to ``<stream>:dead`` (original fields plus ``reason``, ``deliveries``,
+``entry_id`` and ``group``) and acknowledged instead of being delivered; the consumer never sees it.
+
+Unlike the in-memory adapter, trimming (``XADD MAXLEN ~ maxlen``) is by length only: with a group
+far behind, Redis may drop entries it has not read yet. Size ``maxlen`` well above any backlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from alphaloop.bus.base import Received
+from alphaloop.bus.envelope import Envelope, EnvelopeError
+from alphaloop.core.errors import AlphaloopError
+
+DEAD_SUFFIX = ":dead"
+
+
+class BusUnavailableError(AlphaloopError):
+    """The message bus (Redis) is unreachable or dropped the connection."""
+
+    exit_code = 9
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStreamsBus:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "alphaloop",
+        maxlen: int | None = 100_000,
+        max_deliveries: int = 5,
+        claim_idle_ms: int = 30_000,
+        connect_timeout_s: float = 2.0,
+    ):
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        self.url, self.prefix = url, prefix
+        self.maxlen, self.max_deliveries, self.claim_idle_ms = maxlen, max_deliveries, claim_idle_ms
+        self._shown_url = _redact(url)
+        # No socket (read) timeout: a blocking XREADGROUP may legitimately wait longer than any
+        # fixed timeout. Connecting fails fast, and without retry backoff.
+        self._r = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=None,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
+        with self._guard():
+            self._r.ping()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise BusUnavailableError(f"message bus unreachable at {self._shown_url}: {e}") from e
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):
+                raise
+            raise BusUnavailableError(f"message bus at {self._shown_url} refused a command: {e}") from e
+
+    def _key(self, stream: str) -> str:
+        return f"{self.prefix}:{stream}"
+
+    def _xadd(self, key: str, fields: dict[Any, Any]) -> str:
+        if self.maxlen:
+            return _text(self._r.xadd(key, fields, maxlen=self.maxlen, approximate=True))
+        return _text(self._r.xadd(key, fields))
+
+    def _delivery_counts(
+        self, key: str, group: str, ids: list[str], consumer: str | None = None
+    ) -> dict[str, int]:
+        """Real delivery counts (XPENDING range) of the given pending entries."""
+        if not ids:
+            return {}
+        pipe = self._r.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xpending_range(key, group, entry_id, entry_id, 1, consumername=consumer)
+        return {
+            _text(row["message_id"]): int(row["times_delivered"]) for rows in pipe.execute() for row in rows
+        }
+
+    def _dead_letter(
+        self,
+        stream: str,
+        group: str,
+        entry_id: str,
+        fields: dict[Any, Any] | None,
+        reason: str,
+        deliveries: int,
+    ) -> None:
+        key = self._key(stream)
+        extra = {"reason": reason, "deliveries": str(deliveries), "entry_id": entry_id, "group": group}
+        dead = {k: v for k, v in (fields or {}).items() if _text(k) not in extra}
+        self._xadd(key + DEAD_SUFFIX, {**dead, **extra})
+        self._r.xack(key, group, entry_id)
+
+    def _deliver(
+        self, stream: str, group: str, entries: list[Any], counts: dict[str, int] | None
+    ) -> list[Received]:
+        """Decode entries; dead-letter those over the delivery limit or undecodable.
+
+        ``counts`` are the real delivery counts (already including this delivery); None for
+        first deliveries (``>``), whose count is 1.
+        """
+        out: list[Received] = []
+        for raw_id, fields in entries:
+            entry_id = _text(raw_id)
+            deliveries = 1 if counts is None else counts.get(entry_id, 1)
+            if not fields:  # deleted (trimmed) while pending: nothing to deliver
+                self._dead_letter(
+                    stream, group, entry_id, None, "entry deleted from the stream", deliveries - 1
+                )
+                continue
+            if deliveries > self.max_deliveries:
+                self._dead_letter(
+                    stream,
+                    group,
+                    entry_id,
+                    fields,
+                    f"delivered {deliveries - 1} times without acknowledgement "
+                    f"(max_deliveries={self.max_deliveries})",
+                    deliveries - 1,
+                )
+                continue
+            try:
+                envelope = Envelope.decode(fields)
+            except (EnvelopeError, UnicodeDecodeError) as e:
+                self._dead_letter(stream, group, entry_id, fields, f"undecodable: {e}", deliveries)
+                continue
+            out.append(Received(stream, entry_id, envelope, deliveries))
+        return out
+
+    # --- MessageBus ---------------------------------------------------------------------------
+
+    def publish(self, stream: str, envelope: Envelope) -> str:
+        with self._guard():
+            return self._xadd(self._key(stream), envelope.encode())
+
+    def ensure_group(self, stream: str, group: str) -> None:
+        with self._guard():
+            try:
+                self._r.xgroup_create(self._key(stream), group, id="0", mkstream=True)
+            except redis.ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+
+    def read(
+        self,
+        stream: str,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block_ms: int = 0,
+        own_pending: bool = False,
+    ) -> list[Received]:
+        key = self._key(stream)
+        with self._guard():
+            try:
+                return self._read(stream, key, group, consumer, count, block_ms, own_pending)
+            except redis.ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+            self.ensure_group(stream, group)  # as the in-memory bus: reading creates the group
+            return self._read(stream, key, group, consumer, count, block_ms, own_pending)
+
+    def _read(
+        self, stream: str, key: str, group: str, consumer: str, count: int, block_ms: int, own_pending: bool
+    ) -> list[Received]:
+        if own_pending:
+            reply = self._r.xreadgroup(group, consumer, {key: "0"}, count=count)
+            entries = reply[0][1] if reply else []
+            counts = self._delivery_counts(key, group, [_text(i) for i, _ in entries], consumer)
+            return self._deliver(stream, group, entries, counts)
+        # BLOCK 0 means "forever" to Redis; here block_ms=0 means "do not wait"
+        reply = self._r.xreadgroup(
+            group, consumer, {key: ">"}, count=count, block=block_ms if block_ms > 0 else None
+        )
+        entries = reply[0][1] if reply else []
+        return self._deliver(stream, group, entries, None)
+
+    def ack(self, stream: str, group: str, entry_ids: list[str]) -> int:
+        if not entry_ids:
+            return 0
+        with self._guard():
+            try:
+                return int(self._r.xack(self._key(stream), group, *entry_ids))
+            except redis.ResponseError as e:
+                if "NOGROUP" in str(e):
+                    return 0
+                raise
+
+    def pending(self, stream: str, group: str) -> int:
+        with self._guard():
+            try:
+                return int(self._r.xpending(self._key(stream), group)["pending"])
+            except redis.ResponseError as e:
+                if "NOGROUP" in str(e):
+                    return 0
+                raise
+
+    def length(self, stream: str) -> int:
+        with self._guard():
+            return int(self._r.xlen(self._key(stream)))
+
+    def close(self) -> None:
+        self._r.close()
+
+    # --- beyond the protocol -----------------------------------------------------------------
+
+    def claim_stalled(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int | None = None, count: int = 100
+    ) -> list[Received]:
+        """Take over entries pending on other (dead) consumers for at least ``min_idle_ms``
+        (default ``claim_idle_ms``) with XAUTOCLAIM; over-delivered ones go to the dead letters."""
+        key = self._key(stream)
+        idle = self.claim_idle_ms if min_idle_ms is None else min_idle_ms
+        out: list[Received] = []
+        with self._guard():
+            try:
+                start = "0-0"
+                while len(out) < count:
+                    next_id, entries, *_deleted = self._r.xautoclaim(
+                        key, group, consumer, idle, start, count=count - len(out)
+                    )
+                    counts = self._delivery_counts(key, group, [_text(i) for i, _ in entries], consumer)
+                    out.extend(self._deliver(stream, group, entries, counts))
+                    start = _text(next_id)
+                    if start == "0-0":
+                        break
+            except redis.ResponseError as e:
+                if "NOGROUP" in str(e):
+                    return []
+                raise
+        return out
+
+    def dead_letters(self, stream: str, count: int = 100) -> list[dict[str, str]]:
+        """The oldest dead-lettered entries of ``stream`` as flat string fields (with ``reason``)."""
+        with self._guard():
+            rows = self._r.xrange(self._key(stream) + DEAD_SUFFIX, count=count)
+
+        def show(value: bytes | str) -> str:
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+        return [{show(k): show(v) for k, v in fields.items()} for _, fields in rows]
