@@ -12,6 +12,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a failure there is reproducible, not a dice roll);
+# locally hypothesis keeps exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 POSTGRES_ADMIN_URL = os.environ.get("ALPHALOOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
