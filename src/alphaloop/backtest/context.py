@@ -12,10 +12,8 @@ from alphaloop.core.decisions import Decision
 from alphaloop.core.errors import DataError, LookAheadError, StrategyError
 from alphaloop.core.orders import Order, Position
 from alphaloop.execution.broker import Book, SimulatedBroker
-from alphaloop.strategy.order_entry import OrderEntry, order_terms
+from alphaloop.strategy.context_base import FIELDS, ContextBase, order_terms
 from alphaloop.strategy.services import Services
-
-FIELDS = ("open", "high", "low", "close", "volume")
 
 
 class _ListsOnDemand(dict):
@@ -79,7 +77,7 @@ def _same_prefix(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(both_nan | close))
 
 
-class BacktestContext(OrderEntry):
+class BacktestContext(ContextBase):
     """Implements ``alphaloop.strategy.Context`` over a historical clock."""
 
     def __init__(self, broker: SimulatedBroker, feeds: list[InstrumentFeed], services: Services | None = None):
@@ -107,33 +105,8 @@ class BacktestContext(OrderEntry):
         f = self._primary
         return f.columns["time"][max(f.i, 0)]
 
-    @property
-    def instrument(self) -> str:
-        return self._primary.name
-
-    @property
-    def instruments(self) -> list[str]:
-        return list(self._feeds)
-
-    def _feed(self, instrument: str | None) -> InstrumentFeed:
-        if instrument is None:
-            return self._primary
-        try:
-            return self._feeds[instrument]
-        except KeyError:
-            raise StrategyError(f"unknown instrument {instrument!r}; known: {', '.join(self._feeds)}") from None
-
-    def history(self, field: str, instrument: str | None = None) -> list:
-        feed = self._feed(instrument)
-        if field not in FIELDS:
-            raise StrategyError(f"unknown field {field!r}; fields: {', '.join(FIELDS)}")
+    def _field_history(self, feed: Any, field: str) -> list:
         return feed.history(field, feed.columns[field])
-
-    open = property(lambda self: self.history("open"))
-    high = property(lambda self: self.history("high"))
-    low = property(lambda self: self.history("low"))
-    close = property(lambda self: self.history("close"))
-    volume = property(lambda self: self.history("volume"))
 
     def indicator(self, fn: Callable[..., Any], *inputs: Any, instrument: str | None = None,
                   **kwargs: Any) -> list | tuple[list, ...]:

@@ -44,7 +44,7 @@ from alphaloop.core.orders import Trade
 from alphaloop.execution.broker import BrokerConfig
 from alphaloop.execution.costs import Commission
 from alphaloop.indicators import sma
-from alphaloop.strategy.order_entry import DEFAULT_FRACTION
+from alphaloop.strategy.context_base import DEFAULT_FRACTION
 
 __all__ = ["SWEEP_COLUMNS", "sma_cross_trades", "sweep_sma_cross"]
 

@@ -25,8 +25,8 @@ from alphaloop.core.market import Bar
 from alphaloop.core.orders import Order, Position
 from alphaloop.execution.broker import BrokerConfig, SimulatedBroker
 from alphaloop.live.account import Account
-from alphaloop.live.indicators import FIELDS, LiveIndicator, make_indicator
-from alphaloop.strategy.order_entry import OrderEntry, order_terms
+from alphaloop.live.indicators import LiveIndicator, make_indicator
+from alphaloop.strategy.context_base import FIELDS, ContextBase, order_terms
 from alphaloop.strategy.services import Services
 
 CANCELLED_BY_STRATEGY = "cancelled by strategy"
@@ -68,7 +68,7 @@ class _Feed:
         return pd.DataFrame({f: np.asarray(cols[f][start:], dtype=float) for f in FIELDS}, index=index)
 
 
-class LiveContext(OrderEntry):
+class LiveContext(ContextBase):
     """Implements ``alphaloop.strategy.Context`` for a live (paper) run."""
 
     def __init__(self, instruments: list[str], config: BrokerConfig, *, services: Services | None = None,
@@ -107,33 +107,8 @@ class LiveContext(OrderEntry):
         f = self._primary
         return f.time_now if f.i >= 0 else pd.NaT.value
 
-    @property
-    def instrument(self) -> str:
-        return self._primary.name
-
-    @property
-    def instruments(self) -> list[str]:
-        return list(self._feeds)
-
-    def _feed(self, instrument: str | None) -> _Feed:
-        if instrument is None:
-            return self._primary
-        try:
-            return self._feeds[instrument]
-        except KeyError:
-            raise StrategyError(f"unknown instrument {instrument!r}; known: {', '.join(self._feeds)}") from None
-
-    def history(self, field: str, instrument: str | None = None) -> list:
-        feed = self._feed(instrument)
-        if field not in FIELDS:
-            raise StrategyError(f"unknown field {field!r}; fields: {', '.join(FIELDS)}")
+    def _field_history(self, feed: Any, field: str) -> list:
         return feed.cols[field]
-
-    open = property(lambda self: self.history("open"))
-    high = property(lambda self: self.history("high"))
-    low = property(lambda self: self.history("low"))
-    close = property(lambda self: self.history("close"))
-    volume = property(lambda self: self.history("volume"))
 
     def indicator(self, fn: Callable[..., Any], *inputs: Any, instrument: str | None = None,
                   **kwargs: Any) -> list | tuple[list, ...]:

@@ -23,8 +23,8 @@ import numpy as np
 import alphaloop.indicators as ind
 from alphaloop.core.errors import StrategyError
 from alphaloop.indicators.errors import IndicatorError
+from alphaloop.strategy.context_base import FIELDS
 
-FIELDS = ("open", "high", "low", "close", "volume")
 INPUTS = (*FIELDS, "time")  # names an indicator input may use (time: ns since the epoch)
 
 
