@@ -84,6 +84,21 @@ class Book:
             self.cost = sum(lot.size * lot.entry_price for lot in lots)
 
 
+def books_cash(balance: float, books: list[Book]) -> float:
+    """Cash of an account keeping ``balance`` (cash plus the cost of open lots) over ``books``."""
+    return balance - sum(b.cost for b in books)
+
+
+def books_equity(balance: float, books: list[Book]) -> float:
+    """Equity with every book marked at its last price; the one formula the broker and the live
+    account both use, so a size computed from equity is the same to the last bit."""
+    eq = balance
+    for b in books:
+        if b.lots:
+            eq += b.price * b.size - b.cost
+    return eq
+
+
 class SimulatedBroker:
     def __init__(self, instruments: list[str], config: BrokerConfig | None = None):
         self.config = config or BrokerConfig()
@@ -103,14 +118,10 @@ class SimulatedBroker:
     # ---- state -------------------------------------------------------------------------------
     @property
     def cash(self) -> float:
-        return self.balance - sum(b.cost for b in self.books)
+        return books_cash(self.balance, self.books)
 
     def equity(self) -> float:
-        eq = self.balance
-        for b in self.books:
-            if b.lots:
-                eq += b.price * b.size - b.cost
-        return eq
+        return books_equity(self.balance, self.books)
 
     def position(self, instrument: str) -> Position:
         b = self.book_by_name[instrument]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from alphaloop.core.orders import Fill, Order, OrderStatus, Position, Trade
-from alphaloop.execution.broker import Book
+from alphaloop.execution.broker import Book, books_cash, books_equity
 from alphaloop.live.messages import ACTIVE, apply_order_state, order_from_payload
 
 
@@ -96,14 +96,10 @@ class Account:
 
     @property
     def cash(self) -> float:
-        return self.balance - sum(b.cost for b in self.books)
+        return books_cash(self.balance, self.books)
 
     def equity(self) -> float:
-        eq = self.balance
-        for b in self.books:
-            if b.lots:
-                eq += b.price * b.size - b.cost
-        return eq
+        return books_equity(self.balance, self.books)
 
     def position(self, instrument: str) -> Position:
         b = self.book_by_name[instrument]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -81,7 +82,7 @@ _N_OUTPUTS = {ind.macd: 3, ind.stoch: 2, ind.bbands: 3, ind.vwap_bands: 3}
 STREAMING_TWINS: tuple[Callable[..., Any], ...] = tuple(_TWINS)
 
 
-class LiveIndicator:
+class LiveIndicator(ABC):
     """One declared indicator: its output histories and how to extend them by one bar."""
 
     __slots__ = ("histories", "label", "streaming")
@@ -91,14 +92,14 @@ class LiveIndicator:
         self.histories: list[list[float]] = [[] for _ in range(n_outputs)]
         self.streaming = streaming
 
+    @abstractmethod
     def update(self, bar: dict[str, Any], history: Callable[[str], np.ndarray]) -> None:
         """Extend every history by the value at this bar (``bar`` holds the new bar's inputs,
         ``history(name)`` the full input series up to and including it)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def catch_up(self, bars: Iterable[dict[str, Any]], history: Callable[[str], np.ndarray]) -> None:
         """Fill the histories for bars seen before the indicator was declared."""
-        raise NotImplementedError
 
     def _append(self, values: Sequence[float]) -> None:
         for hist, v in zip(self.histories, values):
