@@ -33,16 +33,25 @@ def _register() -> None:
         backtest_cmd,
         config_cmd,
         data_cmd,
+        discover_cmd,
+        feedback_cmd,
         ml_cmd,
         patterns_cmd,
         run_cmd,
         runs_cmd,
         sentiment_cmd,
+        serve_cmd,
     )
 
-    for module in (backtest_cmd, config_cmd, data_cmd, ml_cmd, patterns_cmd, run_cmd, runs_cmd, sentiment_cmd):
+    modules = (backtest_cmd, config_cmd, data_cmd, discover_cmd, feedback_cmd, ml_cmd, patterns_cmd, run_cmd,
+               runs_cmd, sentiment_cmd, serve_cmd)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
+    # Sub-commands of `alphaloop ml` that live in their own modules (feedback, status).
+    for module in modules:
+        for command in getattr(module, "ML_COMMANDS", ()):
+            ml_cmd.ml_group.add_command(command)
 
 
 _register()

@@ -1,0 +1,4 @@
+"""(being built)"""
+
+COMMANDS: list = []
+ML_COMMANDS: list = []  # attached under `alphaloop ml`
