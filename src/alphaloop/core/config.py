@@ -46,6 +46,13 @@ def _unit_float(v: Any) -> float:
     return f
 
 
+def _body_limit(v: Any) -> int:
+    n = int(v)
+    if n < 1024:
+        raise ValueError("must be at least 1024 bytes")
+    return n
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(v: Any) -> str:
         s = str(v).strip().lower()
@@ -68,11 +75,19 @@ _SPEC: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "onnx_runner_url": ("ONNX_RUNNER_URL", _opt_str, None),
     "tensorrt_runner_url": ("TENSORRT_RUNNER_URL", _opt_str, None),
     "sentiment_engine_url": ("SENTIMENT_ENGINE_URL", _opt_str, None),
+    # Services: the address they bind to (loopback unless told otherwise), the bearer token that
+    # state-changing endpoints require when set, and the largest request body they accept.
+    "service_host": ("ALPHALOOP_SERVICE_HOST", str, "127.0.0.1"),
+    "service_token": ("ALPHALOOP_SERVICE_TOKEN", _opt_str, None),
+    "max_body_bytes": ("ALPHALOOP_MAX_BODY_BYTES", _body_limit, 1_048_576),
     "min_signal_threshold": ("MIN_SIGNAL_THRESHOLD", _unit_float, 0.3),
     "max_position_size": ("MAX_POSITION_SIZE", _pos_float, 1000.0),
     "initial_cash": ("ALPHALOOP_INITIAL_CASH", _pos_float, 10_000.0),
     "commission": ("ALPHALOOP_COMMISSION", _float, 0.0),
 }
+
+
+_SECRETS = frozenset({"service_token"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +103,9 @@ class Settings:
     onnx_runner_url: str | None
     tensorrt_runner_url: str | None
     sentiment_engine_url: str | None
+    service_host: str
+    service_token: str | None
+    max_body_bytes: int
     min_signal_threshold: float
     max_position_size: float
     initial_cash: float
@@ -96,8 +114,9 @@ class Settings:
     config_file: Path | None = None
 
     def as_rows(self) -> list[tuple[str, Any, str]]:
-        """(name, value, source) for every setting, in declaration order."""
-        return [(name, getattr(self, name), self.sources[name]) for name in _SPEC]
+        """(name, value, source) for every setting, in declaration order; secrets shown as ``***``."""
+        return [(name, "***" if name in _SECRETS and getattr(self, name) else getattr(self, name), self.sources[name])
+                for name in _SPEC]
 
     def ensure_dirs(self) -> None:
         for d in (self.home, self.models_dir, self.cache_dir, self.logs_dir):
