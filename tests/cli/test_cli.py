@@ -164,11 +164,21 @@ def test_config_show_names_the_source_of_each_value(tmp_path):
     assert doc["initial_cash"] == {"value": 10000.0, "source": "default", "env": "ALPHALOOP_INITIAL_CASH"}
 
 
+def test_config_show_hides_the_service_token_and_keeps_services_on_loopback(tmp_path):
+    out = alphaloop("config", "show", "--json", home=tmp_path, env={"ALPHALOOP_SERVICE_TOKEN": "s3cret-value"})
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert "s3cret-value" not in out.stdout
+    assert doc["service_token"]["value"] == "***"
+    assert doc["service_host"] == {"value": "127.0.0.1", "source": "default", "env": "ALPHALOOP_SERVICE_HOST"}
+
+
 @pytest.mark.parametrize("content,env,needle", [
     ("colour: blue\n", {}, "unknown setting(s) colour"),
     ("max_position_size: -3\n", {}, "max_position_size"),
     (": : :\n", {}, "not valid YAML"),
     ("", {"MIN_SIGNAL_THRESHOLD": "2"}, "MIN_SIGNAL_THRESHOLD"),
+    ("max_body_bytes: 10\n", {}, "max_body_bytes"),
 ])
 def test_bad_configuration(tmp_path, content, env, needle):
     cfg = write(tmp_path, "cfg.yaml", content)
