@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alphaloop import __version__
 from alphaloop.core.errors import AlphaloopError, ConfigError, DataError, OrderError, StrategyError
@@ -65,6 +66,7 @@ class _BodyLimit:
                 except ValueError:
                     too_long = True
                 if too_long:
+                    metrics.ERRORS.labels(self.service, "body_too_large").inc()
                     await self._refuse(send)
                     return
         seen = 0
@@ -75,24 +77,22 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    metrics.ERRORS.labels(self.service, "body_too_large").inc()
+                    raise _TooLarge(self.limit)  # an HTTP error, so FastAPI answers 413 (not 400)
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        await self.app(scope, counted, send)
 
     async def _refuse(self, send: Callable) -> None:
-        metrics.ERRORS.labels(self.service, "body_too_large").inc()
         body = f'{{"detail":"request body larger than {self.limit} bytes"}}'.encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(status_code=413, detail=f"request body larger than {limit} bytes")
 
 
 def bearer_auth(token: str | None) -> Callable[..., None]:

@@ -5,6 +5,7 @@ background thread most workers are."""
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +19,21 @@ log = logging.getLogger(__name__)
 
 
 def serve_app(app: Any, host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve until SIGTERM/SIGINT; returns after the app's workers stopped."""
+    """Serve until SIGTERM/SIGINT; returns after the app's workers stopped (exit status 0: uvicorn
+    re-raises the signal after its own clean shutdown, which would end the process by that signal)."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
                             log_config=None, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _note) for s in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _note(signum: int, frame: object) -> None:
+    log.info("stopped by signal %d", signum)
 
 
 class LoopWorker:
