@@ -13,6 +13,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
+import alphaloop.store.feedback_models  # noqa: F401  (its tables join Base.metadata)
 from alphaloop.store.models import Base
 
 config = context.config
