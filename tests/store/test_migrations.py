@@ -8,12 +8,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Index, Integer, MetaData, inspect, text
 
+import alphaloop.store.feedback_models  # noqa: F401  (registers the feedback tables on Base.metadata)
 from alphaloop.core.errors import StoreError
 from alphaloop.store import Store, migrate
 from alphaloop.store.migrate import MIGRATIONS_DIR, alembic_config, downgrade, upgrade
 from alphaloop.store.models import Base
 
-HEAD = "0004"
+HEAD = "0006"
 
 
 def schema_diff(store: Store, metadata: MetaData = Base.metadata) -> list:

@@ -93,6 +93,10 @@ class Strategy(Base):
     spec_key: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     composite_score: Mapped[float | None]
+    # the latest discovery evaluation's scores (composite_score above is theirs when set by discovery)
+    ml_confidence: Mapped[float | None]
+    backtest_score: Mapped[float | None]
+    scored_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 

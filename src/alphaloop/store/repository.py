@@ -271,6 +271,70 @@ class Store:
             strategy.updated_at = now
             return True
 
+    def ensure_strategy(self, spec: StrategySpec, reason: str = "created by discovery") -> str:
+        """The id of ``spec``'s strategy row, created as a candidate (with its audit row) if new."""
+        with self._session(f"cannot create strategy {spec.name}") as s:
+            return _ensure_strategy(s, spec, self._now(), reason=reason)
+
+    def apply_status_changes(self, changes: Sequence[Any]) -> int:
+        """Apply a discovery run's verdicts in ONE transaction; return how many statuses changed.
+
+        Each change has ``spec`` (a StrategySpec, or a strategy id string), ``status``, ``reason``
+        and the scores ``ml_confidence``, ``backtest_score``, ``composite_score`` (None leaves a
+        stored score as it is). Missing strategies are created as candidates; scores are stored
+        with their time; a status that differs is moved with an audit row. Any failure (an
+        unknown id, a bad status, a score outside [0, 1]) rolls everything back.
+        """
+        changes = list(changes)
+        for k, c in enumerate(changes):
+            if c.status not in STRATEGY_STATUSES:
+                raise StoreError(f"change {k}: status {c.status!r} is not one of {', '.join(STRATEGY_STATUSES)}")
+            for name in ("ml_confidence", "backtest_score", "composite_score"):
+                v = getattr(c, name)
+                if v is not None and not 0.0 <= float(v) <= 1.0:
+                    raise StoreError(f"change {k}: {name} {v!r} is not within [0, 1]")
+        n = 0
+        with self._session("cannot apply strategy status changes") as s:
+            now = self._now()
+            for c in changes:
+                if isinstance(c.spec, StrategySpec):
+                    sid = _ensure_strategy(s, c.spec, now, reason="created by discovery")
+                else:
+                    sid = str(c.spec)
+                row = s.get(Strategy, sid, with_for_update=True)
+                if row is None:
+                    raise StoreError(f"unknown strategy id {sid!r}")
+                scores = {k: codec.real(getattr(c, k)) for k in ("ml_confidence", "backtest_score", "composite_score")}
+                if any(v is not None for v in scores.values()):
+                    for k, v in scores.items():
+                        if v is not None:
+                            setattr(row, k, v)
+                    row.scored_at = now
+                    row.updated_at = now
+                if row.status != c.status:
+                    s.add(StrategyEvent(strategy_id=sid, from_status=row.status, to_status=c.status,
+                                        reason=c.reason, created_at=now))
+                    row.status = c.status
+                    row.updated_at = now
+                    n += 1
+                s.flush()
+        return n
+
+    def strategy_scores(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Each strategy's latest discovery scores: id, spec, status, ml_confidence, backtest_score,
+        composite_score, scored_at; best composite first."""
+        if status is not None and status not in STRATEGY_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STRATEGY_STATUSES)}")
+        stmt = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(),
+                                         Strategy.created_at.asc(), Strategy.id.asc())
+        if status is not None:
+            stmt = stmt.where(Strategy.status == status)
+        with self._session("cannot read strategy scores") as s:
+            return [{"id": r.id, "spec": StrategySpec(r.name, dict(r.params)), "status": r.status,
+                     "ml_confidence": r.ml_confidence, "backtest_score": r.backtest_score,
+                     "composite_score": r.composite_score, "scored_at": _ts(r.scored_at)}
+                    for r in s.scalars(stmt)]
+
     # ------------------------------------------------------------------ reads
 
     def get_run(self, run_id: str) -> BacktestResult:
@@ -478,7 +542,8 @@ def _require_runs(s: Session, ids: Sequence[str]) -> None:
         raise StoreError(f"unknown run id{'s' if len(missing) > 1 else ''} {_names(missing)}")
 
 
-def _ensure_strategy(s: Session, spec: StrategySpec, now: dt.datetime, run_id: str) -> str:
+def _ensure_strategy(s: Session, spec: StrategySpec, now: dt.datetime, run_id: str | None = None, *,
+                     reason: str | None = None) -> str:
     """The id of the strategy row for ``spec``, inserting it (and its creation event) if new.
 
     INSERT ... ON CONFLICT DO NOTHING makes two writers saving the same new spec at once agree on
@@ -506,7 +571,7 @@ def _ensure_strategy(s: Session, spec: StrategySpec, now: dt.datetime, run_id: s
     if created is None:
         return s.scalars(select(Strategy.id).where(Strategy.spec_key == key)).one()
     s.add(StrategyEvent(strategy_id=created, from_status=None, to_status="candidate",
-                        reason=f"created for run {run_id}", created_at=now))
+                        reason=reason or f"created for run {run_id}", created_at=now))
     return created
 
 
