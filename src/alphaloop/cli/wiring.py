@@ -58,15 +58,35 @@ def load_news(engine: Any, path: Path) -> int:
 def build_services(settings: Any, model: str | None, news: Path | None, *, live: bool,
                    news_half_life: str = "3D") -> tuple[Services, dict[str, Any]]:
     """Live: sources are asked concurrently under a deadline; backtest: in turn, deterministically.
-    ``news_half_life``: how fast a headline's weight decays (pandas duration)."""
+    ``news_half_life``: how fast a headline's weight decays (pandas duration).
+
+    Live runs use the remote engines when their URLs are configured: the ML runners
+    (``TENSORRT_RUNNER_URL`` -> ``ONNX_RUNNER_URL`` -> default, each behind a circuit breaker and the
+    prediction cache) and the sentiment engine (``SENTIMENT_ENGINE_URL``, neutral with the reason
+    while it is down). Backtests always run in-process, so they stay reproducible."""
     from alphaloop.ml.sentiment import SentimentEngine
 
     info: dict[str, Any] = {"model": None}
-    predictor = None
-    if model:
+    predictor: Any = None
+    remote = live and (settings.onnx_runner_url or settings.tensorrt_runner_url)
+    if remote:
+        from alphaloop.services.ml.wiring import build_remote_predictor
+
+        predictor = build_remote_predictor(settings, model=model or "")
+        info["remote_ml"] = {"model": model or "(runner default)", "tensorrt": settings.tensorrt_runner_url,
+                             "onnx": settings.onnx_runner_url}
+    elif model:
         predictor, info = load_predictor(settings, model)
-    sentiment = SentimentEngine(half_life=news_half_life)
-    info["news_items"] = load_news(sentiment, news) if news else 0
+    if live and settings.sentiment_engine_url:
+        from alphaloop.services.sentiment_client import RemoteSentiment
+
+        sentiment: Any = RemoteSentiment.from_settings(settings)
+        info["news_items"] = None  # the sentiment engine holds the news
+        if news:
+            log.warning("--news ignored: SENTIMENT_ENGINE_URL is set, ingest news into the sentiment engine")
+    else:
+        sentiment = SentimentEngine(half_life=news_half_life)
+        info["news_items"] = load_news(sentiment, news) if news else 0
     return Services(predictor=predictor, sentiment=sentiment, timeout_s=0.25, concurrent=live), info
 
 
