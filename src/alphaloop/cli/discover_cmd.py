@@ -4,6 +4,8 @@ rank, deactivate strategies) and ``alphaloop ml status``."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +92,23 @@ class _Progress:
 @click.option("--max-activate", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--study", "study_prefix", default="discover", show_default=True,
               help="Study name prefix; the same name (and seed) resumes a study.")
+@click.option("--ml-url", default=None, metavar="grpc://HOST:PORT",
+              help="Run against the ML service at this gRPC address (its feedback, evaluation model and "
+                   "retraining); default: the in-process feedback loop on this project's database.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else on stdout.")
 @click.pass_context
 def discover(ctx: click.Context, data_paths: tuple[Path, ...], families: tuple[str, ...], trials: int, batch: int,
              prescreen: int, bootstrap: int, seed: int, sampler: str, executor_kind: str, scheduler: str | None,
              workers: int | None, windows: int, activate_above: float, deactivate_below: float, max_activate: int,
-             study_prefix: str, as_json: bool) -> None:
-    """Discover strategies: feedback -> retrain -> generate -> evaluate/activate -> deactivate -> rank."""
-    from alphaloop.cli.feedback_cmd import open_loop
+             study_prefix: str, ml_url: str | None, as_json: bool) -> None:
+    """Discover strategies: feedback -> retrain -> generate -> evaluate/activate -> deactivate -> rank.
+
+    With --ml-url the ML side (feedback, retraining, ml_confidence) is the ML service over gRPC; the
+    strategy book and the Optuna studies stay in this project's database."""
     from alphaloop.cli.main import settings_from
     from alphaloop.discovery.evaluator import EvaluationSettings
     from alphaloop.discovery.generation import optuna_storage_url
-    from alphaloop.discovery.pipeline import DiscoveryConfig, DiscoveryPipeline, InProcessML
+    from alphaloop.discovery.pipeline import DiscoveryConfig, DiscoveryPipeline
 
     data = _load_data(data_paths)
     evaluation = EvaluationSettings(n_windows=windows, activate_above=activate_above,
@@ -112,8 +119,8 @@ def discover(ctx: click.Context, data_paths: tuple[Path, ...], families: tuple[s
                              storage=optuna_storage_url(settings_from(ctx).database_url))
     progress = _Progress(trials * len(config.families), enabled=True)
     try:
-        with open_loop(ctx) as (loop, store), _executor(executor_kind, scheduler, workers) as ex:
-            pipeline = DiscoveryPipeline(data, ex, InProcessML(loop), store, config, executor_name=executor_kind)
+        with _ml_side(ctx, ml_url) as (ml, store), _executor(executor_kind, scheduler, workers) as ex:
+            pipeline = DiscoveryPipeline(data, ex, ml, store, config, executor_name=executor_kind)
             report = pipeline.run(progress=progress, feedback_source=lambda ml: _stored_feedback(store, ml))
     finally:
         progress.close()
@@ -121,6 +128,30 @@ def discover(ctx: click.Context, data_paths: tuple[Path, ...], families: tuple[s
         emit_json(report.to_dict())
     else:
         print_report(report.to_dict())
+
+
+@contextmanager
+def _ml_side(ctx: click.Context, ml_url: str | None) -> Iterator[tuple[Any, Any]]:
+    """(the pipeline's ML side, the project store): in-process, or the ML service at ``ml_url``.
+
+    Not taken from ONNX_RUNNER_URL: that names a prediction runner (maybe HTTP, maybe one without a
+    discovery loop); sending this project's feedback elsewhere has to be asked for explicitly."""
+    from alphaloop.cli.feedback_cmd import open_loop
+    from alphaloop.cli.main import settings_from
+    from alphaloop.discovery.pipeline import InProcessML
+
+    if ml_url is None:
+        with open_loop(ctx) as (loop, store):
+            yield InProcessML(loop), store
+        return
+    from alphaloop.services.ml.remote_discovery import RemoteML
+    from alphaloop.store import Store
+
+    settings = settings_from(ctx)
+    settings.ensure_dirs()
+    with RemoteML(ml_url) as ml, Store.from_settings(settings) as store:
+        ml.check_reachable()
+        yield ml, store
 
 
 def _stored_feedback(store: Any, ml: Any) -> dict[str, int]:

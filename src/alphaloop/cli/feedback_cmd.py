@@ -141,6 +141,17 @@ def remote_sink(url: str) -> Any:
     return MLGrpcClient(target, timeout_s=10.0)
 
 
+@contextmanager
+def _remote(url: str) -> Iterator[Any]:
+    """The ML service's discovery side over gRPC (``grpc://host:port`` or ``host:port``)."""
+    try:
+        from alphaloop.services.ml.remote_discovery import RemoteML
+    except ImportError as e:
+        raise ConfigError(f"--ml-url needs the ML service's gRPC client, which this installation lacks ({e})") from None
+    with RemoteML(url) as ml:
+        yield ml
+
+
 @click.group("feedback")
 def feedback_group() -> None:
     """Feedback from backtests to the ML service: submit results, retrain, training jobs."""
@@ -212,20 +223,31 @@ def _submit_with_errors(store: Any, sink: Any, batch_size: int, limit: int | Non
               help="Due this many hours after the last training when anything new arrived (default 24).")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(path_type=Path),
               help="Bars to (re)train the price models on; repeatable. None: only the evaluation model.")
+@click.option("--ml-url", default=None, metavar="grpc://HOST:PORT",
+              help="Retrain the ML service's evaluation model on its feedback (its own policy decides when "
+                   "it is due; --min-new, --every-hours and --data do not apply).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else on stdout.")
 @click.pass_context
 def retrain(ctx: click.Context, force: bool, seed: int, min_new: int | None, every_hours: float | None,
-            data_paths: tuple[Path, ...], as_json: bool) -> None:
+            data_paths: tuple[Path, ...], ml_url: str | None, as_json: bool) -> None:
     """Retrain the strategy-evaluation model (and price models with --data) if due or forced; the new
     version becomes champion only if it beats the current one on held-out feedback."""
     from alphaloop.data import load_bars
 
-    price_data = {}
-    for p in data_paths:
-        bars = load_bars(p)
-        price_data[bars.attrs["instrument"]] = bars
-    with open_loop(ctx, min_new=min_new, every_hours=every_hours, price_data=price_data) as (loop, _):
-        job = loop.retrain(force=force, seed=seed)
+    if ml_url:
+        given = [o for o, v in (("--min-new", min_new), ("--every-hours", every_hours), ("--data", data_paths)) if v]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot go with --ml-url: the ML service retrains by its "
+                                   "own policy, on its own data")
+        with _remote(ml_url) as ml:
+            job = ml.retrain(force=force, seed=seed)
+    else:
+        price_data = {}
+        for p in data_paths:
+            bars = load_bars(p)
+            price_data[bars.attrs["instrument"]] = bars
+        with open_loop(ctx, min_new=min_new, every_hours=every_hours, price_data=price_data) as (loop, _):
+            job = loop.retrain(force=force, seed=seed)
     if as_json:
         emit_json(job.to_dict())
     else:
@@ -237,27 +259,32 @@ def retrain(ctx: click.Context, force: bool, seed: int, min_new: int | None, eve
 @feedback_group.command("status")
 @click.option("--job", "job_id", default=None, help="One training job in full.")
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Jobs listed.")
+@click.option("--ml-url", default=None, metavar="grpc://HOST:PORT",
+              help="The ML service's feedback status (default: the in-process loop on this database).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else on stdout.")
 @click.pass_context
-def status(ctx: click.Context, job_id: str | None, limit: int, as_json: bool) -> None:
+def status(ctx: click.Context, job_id: str | None, limit: int, ml_url: str | None, as_json: bool) -> None:
     """Feedback counts, the evaluation model's champion, whether retraining is due, and training jobs."""
-    with open_loop(ctx) as (loop, _):
-        if job_id is not None:
-            job = loop.job(job_id)
-            if as_json:
-                emit_json(job.to_dict())
+    if ml_url:
+        with _remote(ml_url) as ml:
+            info = ml.feedback_status(job_id, limit=limit)
+    else:
+        from alphaloop.discovery.pipeline import InProcessML
+
+        with open_loop(ctx) as (loop, _):
+            if job_id is not None:
+                info = {"jobs": [loop.job(job_id)]}  # an unknown id: an error naming the latest jobs
             else:
-                _print_job(job)
-            return
-        is_due, why = loop.due()
-        champion = loop.evaluator()
-        info = {"feedback_records": loop.repo.count_feedback(), "new_records": loop.repo.count_new(),
-                "due": is_due, "due_reason": why,
-                "policy": {"min_new_records": loop.policy.min_new_records, "every_hours": loop.policy.every_hours},
-                "model": loop.model_name,
-                "champion": None if champion is None else {"version": champion.version, "metrics": champion.metrics,
-                                                           "families": list(champion.families)},
-                "jobs": [j.to_dict() for j in loop.jobs(limit)]}
+                info = InProcessML(loop).feedback_status(limit)
+    if job_id is not None:
+        job = info["jobs"][0]
+        if as_json:
+            emit_json(job.to_dict())
+        else:
+            _print_job(job)
+        return
+    info["jobs"] = [j.to_dict() for j in info["jobs"]]
+    is_due, why = info["due"], info["due_reason"]
     if as_json:
         emit_json(info)
         return

@@ -43,8 +43,8 @@ from alphaloop.discovery.regime import regime_features
 from alphaloop.discovery.scoring import activation_decision, backtest_score
 from alphaloop.discovery.search_space import SearchSpace, default_space
 
-__all__ = ["BookEntry", "DiscoveryConfig", "DiscoveryPipeline", "DiscoveryReport", "InProcessML", "MLService",
-           "StatusChange", "StepReport", "StrategyBook"]
+__all__ = ["BookEntry", "DiscoveryConfig", "DiscoveryPipeline", "DiscoveryReport", "EvaluatorNotReady", "InProcessML",
+           "MLService", "StatusChange", "StepReport", "StrategyBook"]
 
 RANKING_SIZE = 50  # strategies listed in a report's ranking (the book may hold thousands)
 STEPS = ("submit_feedback", "retrain", "generate", "evaluate_activate", "deactivate", "rank_report")
@@ -105,8 +105,17 @@ class MLService(Protocol):
         ...
 
 
+class EvaluatorNotReady(DiscoveryError):
+    """No strategy-evaluation model can answer yet (none trained, or none covering the family asked
+    for). The ML service answers it as FAILED_PRECONDITION "not ready: ..."."""
+
+    def __init__(self, message: str):
+        super().__init__(message if message.startswith("not ready") else f"not ready: {message}")
+
+
 class InProcessML:
-    """:class:`MLService` over an in-process ``FeedbackLoop`` (part of the ML service's code)."""
+    """:class:`MLService` over an in-process ``FeedbackLoop`` (part of the ML service's code: the
+    service's gRPC calls delegate to one of these)."""
 
     def __init__(self, loop: Any):
         self.loop = loop
@@ -127,6 +136,57 @@ class InProcessML:
         if covered:
             out[covered] = model.predict([specs[i] for i in covered], regime)
         return out
+
+    def generate(self, family: str, n: int, keep: int, seed: int = 0, regime: Mapping[str, float] | None = None
+                 ) -> list[tuple[StrategySpec, float]]:
+        """Propose ``n`` points of ``family``'s default search space (Optuna's random sampler seeded
+        with ``seed``; points the strategy refuses are dropped), score them with the champion
+        evaluation model in ``regime`` and return the best ``keep`` with their scores, best first
+        (ties: earlier proposal first). :class:`EvaluatorNotReady` without a model covering ``family``."""
+        import optuna
+
+        for name, v in (("n", n), ("keep", keep), ("seed", seed)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1):
+                raise DiscoveryInputError(f"{name} must be an integer >= {0 if name == 'seed' else 1}, got {v!r}")
+        if keep > n:
+            raise DiscoveryInputError(f"keep ({keep}) must not exceed n ({n})")
+        space = default_space(family)
+        model = self.loop.evaluator()
+        if model is None:
+            raise EvaluatorNotReady("no strategy-evaluation model is trained yet: submit backtest feedback "
+                                    "and retrain before generating")
+        probe = space.spec(_probe_params(space))
+        if not model.covers(probe):
+            raise EvaluatorNotReady(f"the evaluation model v{model.version} knows {', '.join(model.families)}, "
+                                    f"not {family!r}: feed back backtests of that family and retrain")
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        specs = []
+        for _ in range(n):
+            params = space.suggest(study.ask())
+            if space.invalid_reason(params) is None:
+                specs.append(space.spec(params))
+        if not specs:
+            return []
+        scores = model.predict(specs, dict(regime or {}))
+        order = sorted(range(len(specs)), key=lambda i: (-scores[i], i))[:keep]
+        return [(specs[i], float(scores[i])) for i in order]
+
+    def job(self, job_id: str) -> Any:
+        """A recorded training job, or None when the id is unknown."""
+        return self.loop.repo.get_job(job_id)
+
+    def feedback_status(self, limit: int = 10) -> dict[str, Any]:
+        """Feedback counts, whether retraining is due and why, the policy, the champion and the
+        latest ``limit`` jobs (``TrainingJob`` objects)."""
+        loop = self.loop
+        is_due, why = loop.due()
+        champion = loop.evaluator()
+        return {"feedback_records": loop.repo.count_feedback(), "new_records": loop.repo.count_new(),
+                "due": is_due, "due_reason": why, "model": loop.model_name,
+                "policy": {"min_new_records": loop.policy.min_new_records, "every_hours": loop.policy.every_hours},
+                "champion": None if champion is None else {"version": champion.version, "metrics": champion.metrics,
+                                                           "families": list(champion.families)},
+                "jobs": loop.jobs(limit)}
 
 
 # ---------------------------------------------------------------------- config and report

@@ -1,5 +1,7 @@
-"""``python -m alphaloop.services.ml [--service ml|tensorrt] [--model NAME] [--http-port N] [--grpc-port N]``:
-run the ML service (HTTP + gRPC) until SIGTERM/SIGINT. ``alphaloop serve ml`` does the same."""
+"""``python -m alphaloop.services.ml [--service ml|tensorrt] [--model NAME] [--http-port N] [--grpc-port N]
+[--no-discovery] [--retrain-interval S]``: run the ML service (HTTP + gRPC) until SIGTERM/SIGINT, with
+the discovery loop on the project database attached (feedback, evaluation model, retraining scheduler)
+unless ``--no-discovery`` (``--service tensorrt`` never attaches one). ``alphaloop serve ml`` does the same."""
 
 from __future__ import annotations
 
@@ -22,14 +24,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=None)
     parser.add_argument("--grpc-port", type=int, default=None)
     parser.add_argument("--config", default=None, help="Configuration file (YAML).")
+    parser.add_argument("--no-discovery", action="store_true",
+                        help="Attach no discovery loop: the discovery RPCs answer FAILED_PRECONDITION (not ready). "
+                             "The tensorrt service never attaches one.")
+    parser.add_argument("--retrain-interval", type=float, default=None, metavar="SECONDS",
+                        help="How often the retraining scheduler checks whether a retraining is due "
+                             "(default 60; 0: no scheduler, retrain only when asked).")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
         configure_logging(args.service, settings.log_level)
         from alphaloop.services.ml.http import build_app
 
+        discovery = None
+        # one discovery loop per deployment: the TensorRT runner is a second copy of the service on the
+        # same database, and two schedulers would train the same feedback twice
+        if args.service == "ml" and not args.no_discovery:
+            from alphaloop.services.ml.discovery_backend import DEFAULT_RETRAIN_INTERVAL_S, build_discovery
+
+            interval = DEFAULT_RETRAIN_INTERVAL_S if args.retrain_interval is None else args.retrain_interval
+            if interval < 0:
+                parser.error(f"--retrain-interval must be >= 0, got {interval}")
+            discovery = build_discovery(settings, retrain_interval_s=interval or None)
         app = build_app(settings, service=args.service, model=args.model, preload=args.preload,
-                        grpc_port=args.grpc_port)
+                        grpc_port=args.grpc_port, discovery=discovery)
         port = service_info(args.service).http_port if args.http_port is None else args.http_port
         serve_app(app, settings.service_host, port, log_level=settings.log_level)
     except AlphaloopError as e:

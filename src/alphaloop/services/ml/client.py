@@ -3,7 +3,8 @@
 * :class:`MLGrpcClient`: one channel for the client's life (connections are reused), a deadline on
   every call, retries with exponential backoff and jitter on UNAVAILABLE, DEADLINE_EXCEEDED and
   RESOURCE_EXHAUSTED only (a malformed request fails at once), the standard health check, and the
-  discovery calls (``evaluate``, ``submit_feedback``, ``generate``) a remote feedback loop needs.
+  discovery calls (``evaluate``, ``submit_feedback``, ``generate``, ``retrain_evaluator``,
+  ``feedback_status``) a remote feedback loop needs (:mod:`.remote_discovery` builds on them).
 * :class:`MLHttpClient`: the same prediction calls over HTTP (httpx, one keep-alive pool), retrying
   connection failures, timeouts, 429 and 503.
 
@@ -100,22 +101,26 @@ class MLGrpcClient:
         self.attempts = 0  # calls sent, retries included
 
     # ---- the retry loop -------------------------------------------------------------------------
-    def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+    def _call(self, method: Callable[..., Any], request: Any, timeout: float | None, *,
+              retries: int | None = None, attempt_s: float | None = None) -> Any:
         """Send with retries. ``timeout``: the whole call's budget, retries included (each attempt gets
-        ``timeout_s`` or what is left, whichever is less); None: ``timeout_s`` per attempt."""
+        ``attempt_s`` (default ``timeout_s``) or what is left, whichever is less); None: ``attempt_s``
+        per attempt. ``retries`` overrides the client's (0 for a call that must not run twice)."""
+        retries = self.retries if retries is None else retries
+        attempt_s = self.timeout_s if attempt_s is None else attempt_s
         start = time.monotonic()
-        deadline = start + (self.timeout_s * (self.retries + 1) if timeout is None else timeout)
+        deadline = start + (attempt_s * (retries + 1) if timeout is None else timeout)
         attempt = 0
         while True:
             self.attempts += 1
-            budget = min(self.timeout_s, deadline - time.monotonic())
+            budget = min(attempt_s, deadline - time.monotonic())
             try:
                 if budget <= 0:
                     raise RemoteTimeout(f"no time left for attempt {attempt + 1}", service=self.name)
                 return method(request, timeout=budget, wait_for_ready=False)
             except grpc.RpcError as e:
                 code = e.code()
-                if code not in RETRYABLE or attempt >= self.retries:
+                if code not in RETRYABLE or attempt >= retries:
                     raise self._error(e) from None
                 pause = self._backoff.delay(attempt)
                 if time.monotonic() + pause >= deadline:
@@ -208,6 +213,24 @@ class MLGrpcClient:
                        timeout)
         return [(StrategySpec(c.spec.name, json.loads(c.spec.params_json or "{}")), c.score) for c in r.candidates]
 
+    def retrain_evaluator(self, *, force: bool = False, seed: int = 0, timeout: float = 600.0) -> Any:
+        """Retrain the service's strategy-evaluation model (when due, or ``force``); waits for the job
+        (up to ``timeout`` seconds, never retried: a retry could train twice) and returns it as a
+        discovery ``TrainingJob``."""
+        r = self._call(self._stub.RetrainEvaluator, pb.RetrainEvaluatorRequest(force=force, seed=seed), timeout,
+                       retries=0, attempt_s=timeout)
+        return feedback_job_from(r)
+
+    def feedback_status(self, job_id: str | None = None, *, limit: int = 10,
+                        timeout: float | None = None) -> dict[str, Any]:
+        """The service's feedback counts, policy, due flag and reason, champion and jobs (``TrainingJob``s;
+        with ``job_id`` that job only)."""
+        r = self._call(self._stub.GetFeedbackStatus, pb.FeedbackStatusRequest(job_id=job_id or "", limit=limit),
+                       timeout)
+        return {"feedback_records": r.feedback_records, "new_records": r.new_records, "due": r.due,
+                "due_reason": r.due_reason, "model": r.model, "policy": json.loads(r.policy_json or "null"),
+                "champion": json.loads(r.champion_json or "null"), "jobs": [feedback_job_from(j) for j in r.jobs]}
+
     # ---- models and training --------------------------------------------------------------------
     def train(self, data_path: str, *, model: str = "lightgbm", task: str = "regression", horizon: int = 5,
               folds: int = 5, name: str | None = None, promote: bool = False, seed: int = 0,
@@ -234,6 +257,21 @@ class MLGrpcClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def feedback_job_from(r: pb.FeedbackJob) -> Any:
+    """A ``FeedbackJob`` message as the discovery layer's ``TrainingJob``."""
+    import datetime as dt
+
+    from alphaloop.discovery.retraining import TrainingJob
+
+    def when(text: str) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(text) if text else None
+
+    return TrainingJob(id=r.job_id, status=r.status, started_at=when(r.started_at), finished_at=when(r.finished_at),
+                       n_records=int(r.n_records), promoted=r.promoted, champion_version=r.champion_version or None,
+                       challenger_version=r.challenger_version or None, metrics=json.loads(r.metrics_json or "{}"),
+                       reason=r.reason)
 
 
 def _status(r: pb.TrainingStatus) -> dict[str, Any]:
@@ -384,4 +422,4 @@ from alphaloop.services.ml.failover import (  # noqa: E402  (re-exported: one im
 )
 
 __all__ = ["RETRYABLE", "CachedPredictor", "CircuitBreaker", "FailoverPredictor", "MLGrpcClient", "MLHttpClient",
-           "RemotePredictor"]
+           "RemotePredictor", "feedback_job_from"]

@@ -114,7 +114,9 @@ def build_app(settings: Any, *, service: str = "ml", model: str | None = None, p
     go to it; readiness waits for it); ``preload``: more models to load at start; ``providers``: the
     chain (default CPU for "ml", TensorRT -> CUDA -> CPU for "tensorrt"); ``grpc_port``: 0 for any
     free one (see ``app.state.grpc.port``); ``discovery``: the object the discovery RPCs delegate to;
-    ``registry``: a ``ModelRegistry`` (default: the project database and ``settings.models_dir``)."""
+    ``registry``: a ``ModelRegistry`` (default: the project database and ``settings.models_dir``). A
+    ``discovery`` object that is also a worker (``start``/``stop``/``health``, as
+    :func:`~alphaloop.services.ml.discovery_backend.build_discovery`'s) starts and stops with the app."""
     info = service_info(service)
     store = None
     if registry is None:
@@ -136,7 +138,7 @@ def build_app(settings: Any, *, service: str = "ml", model: str | None = None, p
     app = make_app(service, title=f"alphaloop {service} service",
                    description="Predictions from registered ONNX models, training jobs and model metrics "
                                f"(providers: {' -> '.join(chain)}); gRPC MLService on port {grpc_worker.port}.",
-                   workers=[lifecycle, grpc_worker], max_body_bytes=settings.max_body_bytes,
+                   workers=[lifecycle, *_as_worker(discovery), grpc_worker], max_body_bytes=settings.max_body_bytes,
                    health_prefixes=("/v2/health",))
     app.state.core, app.state.grpc, app.state.host = core, grpc_worker, host
     _error_handlers(app, service)
@@ -191,6 +193,13 @@ def build_app(settings: Any, *, service: str = "ml", model: str | None = None, p
         return jobs.get(job_id).to_dict()
 
     return app
+
+
+def _as_worker(discovery: Any) -> list[Any]:
+    """The discovery object as a worker when it is one (its scheduler runs while the service does)."""
+    if discovery is not None and all(callable(getattr(discovery, m, None)) for m in ("start", "stop", "health")):
+        return [discovery]
+    return []
 
 
 def _error_handlers(app: FastAPI, service: str) -> None:

@@ -106,6 +106,17 @@ def training_status(job: Any) -> pb.TrainingStatus:
                              finished_at=job.finished_at)
 
 
+def feedback_job(job: Any) -> pb.FeedbackJob:
+    """A discovery ``TrainingJob`` as its message."""
+    def when(t: Any) -> str:
+        return "" if t is None else t.isoformat()
+
+    return pb.FeedbackJob(job_id=job.id, status=job.status, n_records=job.n_records, promoted=job.promoted,
+                          champion_version=job.champion_version or "", challenger_version=job.challenger_version or "",
+                          reason=job.reason, metrics_json=json.dumps(job.metrics, default=str),
+                          started_at=when(job.started_at), finished_at=when(job.finished_at))
+
+
 class MLServicer(pb_grpc.MLServiceServicer):
     def __init__(self, core: MLCore):
         self.core = core
@@ -162,6 +173,20 @@ class MLServicer(pb_grpc.MLServiceServicer):
         found = self.core.generate(request.family, request.n, request.keep, request.seed, dict(request.regime))
         return pb.GenerateStrategyResponse(candidates=[pb.ScoredStrategy(spec=spec_message(s), score=score)
                                                        for s, score in found])
+
+    @_rpc
+    def RetrainEvaluator(self, request: pb.RetrainEvaluatorRequest,
+                         context: grpc.ServicerContext) -> pb.FeedbackJob:
+        return feedback_job(self.core.retrain(request.force, request.seed))
+
+    @_rpc
+    def GetFeedbackStatus(self, request: pb.FeedbackStatusRequest,
+                          context: grpc.ServicerContext) -> pb.FeedbackStatusResponse:
+        info = self.core.feedback_status(request.job_id, request.limit or 10)
+        return pb.FeedbackStatusResponse(
+            feedback_records=info["feedback_records"], new_records=info["new_records"], due=info["due"],
+            due_reason=info["due_reason"], model=info["model"], policy_json=json.dumps(info["policy"]),
+            champion_json=json.dumps(info["champion"], default=str), jobs=[feedback_job(j) for j in info["jobs"]])
 
     @_rpc
     def TrainModels(self, request: pb.TrainModelsRequest, context: grpc.ServicerContext) -> pb.TrainingStatus:
@@ -251,5 +276,5 @@ class GrpcServerWorker:
         return {"ok": self._server is not None, "port": self.port}
 
 
-__all__ = ["SERVICE_NAME", "GrpcServerWorker", "HealthBoard", "MLServicer", "spec_message", "status_of",
-           "training_status"]
+__all__ = ["SERVICE_NAME", "GrpcServerWorker", "HealthBoard", "MLServicer", "feedback_job", "spec_message",
+           "status_of", "training_status"]

@@ -1,11 +1,13 @@
 """What the ML service does, whatever the transport: the gRPC servicer and the HTTP endpoints both
 call :class:`MLCore`, so they answer alike (same validation, same errors, same metrics).
 
-Discovery: ``EvaluateStrategy``, ``SubmitBacktestFeedback`` and ``GenerateStrategy`` are delegated to
-an injected object with ``evaluate(specs, regime) -> list[float]``, ``submit_feedback(records) ->
-list[str]`` and ``generate(family, n, keep, seed, regime) -> list[(StrategySpec, float)]`` (duck-typed:
-the discovery layer's ``FeedbackLoop`` and friends). Without one the calls raise :class:`NotReady`;
-they never answer with made-up data.
+Discovery: ``EvaluateStrategy``, ``SubmitBacktestFeedback``, ``GenerateStrategy``, ``RetrainEvaluator``
+and ``GetFeedbackStatus`` are delegated to an injected object with ``evaluate(specs, regime) ->
+list[float] | None``, ``submit_feedback(records) -> list[str]``, ``generate(family, n, keep, seed,
+regime) -> list[(StrategySpec, float)]``, ``retrain(force=, seed=) -> TrainingJob``,
+``feedback_status(limit) -> dict`` and ``job(id) -> TrainingJob | None`` (duck-typed: the discovery
+layer's ``InProcessML``, built by :func:`alphaloop.services.ml.discovery_backend.build_discovery`).
+Without one the calls raise :class:`NotReady`; they never answer with made-up data.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from alphaloop.core.strategy_spec import StrategySpec
 from alphaloop.ml.errors import InferenceTimeoutError, MLError, SchemaMismatchError
 from alphaloop.ml.runtime import PredictionBatch
 from alphaloop.services import metrics
-from alphaloop.services.ml.errors import BadRequest, NotReady
+from alphaloop.services.ml.errors import BadRequest, JobNotFound, NotReady
 from alphaloop.services.ml.jobs import TrainingJobs
 from alphaloop.services.ml.models import ModelHost, ServedModel
 
 MAX_BATCH_ROWS = 100_000
+# what EvaluateStrategy answers before the first training: remote clients read it as "no model yet"
+NO_EVALUATION_MODEL = "not ready: no strategy-evaluation model has been trained yet"
 
 
 class MLCore:
@@ -138,7 +142,7 @@ class MLCore:
             raise BadRequest("specs", "at least one strategy spec is required")
         answer = fn(list(specs), _regime(regime))
         if answer is None:  # the loop has no strategy-evaluation model yet
-            raise NotReady("not ready: no strategy-evaluation model has been trained yet")
+            raise NotReady(NO_EVALUATION_MODEL)
         scores = [float(s) for s in answer]  # NaN: a spec the model does not cover
         if len(scores) != len(specs):
             raise MLError(f"the discovery loop scored {len(scores)} specs of {len(specs)}")
@@ -168,6 +172,27 @@ class MLCore:
             raise BadRequest("keep", f"must be within [1, n={n}], got {keep}")
         return [(spec, float(score)) for spec, score in fn(family, n, keep, seed, _regime(regime))]
 
+    def retrain(self, force: bool, seed: int) -> Any:
+        """Retrain the evaluation model on the attached loop's feedback (when due, or forced)."""
+        fn = self.require_discovery("retrain")
+        if seed < 0:
+            raise BadRequest("seed", f"must be >= 0, got {seed}")
+        return fn(force=bool(force), seed=int(seed))
+
+    def feedback_status(self, job_id: str = "", limit: int = 10) -> dict[str, Any]:
+        """The loop's feedback status; with ``job_id``, ``jobs`` holds that job only (JobNotFound when unknown)."""
+        fn = self.require_discovery("feedback_status")
+        if not 0 < limit <= 1000:
+            raise BadRequest("limit", f"must be within [1, 1000], got {limit}")
+        info = dict(fn(limit))
+        if job_id:
+            job = self.require_discovery("job")(job_id)
+            if job is None:
+                raise JobNotFound(f"no feedback training job {job_id!r} (latest: "
+                                  f"{', '.join(j.id for j in info['jobs'][:5]) or 'none'})")
+            info["jobs"] = [job]
+        return info
+
 
 def _regime(regime: Mapping[str, float]) -> dict[str, float]:
     out = {}
@@ -188,4 +213,4 @@ def _finite(d: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["MAX_BATCH_ROWS", "MLCore"]
+__all__ = ["MAX_BATCH_ROWS", "NO_EVALUATION_MODEL", "MLCore"]

@@ -152,6 +152,66 @@ class GenerateStrategyResponse(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[ScoredStrategy]
     def __init__(self, candidates: _Optional[_Iterable[_Union[ScoredStrategy, _Mapping]]] = ...) -> None: ...
 
+class RetrainEvaluatorRequest(_message.Message):
+    __slots__ = ("force", "seed")
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    force: bool
+    seed: int
+    def __init__(self, force: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class FeedbackJob(_message.Message):
+    __slots__ = ("job_id", "status", "n_records", "promoted", "champion_version", "challenger_version", "reason", "metrics_json", "started_at", "finished_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    N_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: str
+    n_records: int
+    promoted: bool
+    champion_version: str
+    challenger_version: str
+    reason: str
+    metrics_json: str
+    started_at: str
+    finished_at: str
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., n_records: _Optional[int] = ..., promoted: _Optional[bool] = ..., champion_version: _Optional[str] = ..., challenger_version: _Optional[str] = ..., reason: _Optional[str] = ..., metrics_json: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ...) -> None: ...
+
+class FeedbackStatusRequest(_message.Message):
+    __slots__ = ("job_id", "limit")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    limit: int
+    def __init__(self, job_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FeedbackStatusResponse(_message.Message):
+    __slots__ = ("feedback_records", "new_records", "due", "due_reason", "model", "policy_json", "champion_json", "jobs")
+    FEEDBACK_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEW_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DUE_FIELD_NUMBER: _ClassVar[int]
+    DUE_REASON_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    POLICY_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_JSON_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    feedback_records: int
+    new_records: int
+    due: bool
+    due_reason: str
+    model: str
+    policy_json: str
+    champion_json: str
+    jobs: _containers.RepeatedCompositeFieldContainer[FeedbackJob]
+    def __init__(self, feedback_records: _Optional[int] = ..., new_records: _Optional[int] = ..., due: _Optional[bool] = ..., due_reason: _Optional[str] = ..., model: _Optional[str] = ..., policy_json: _Optional[str] = ..., champion_json: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[FeedbackJob, _Mapping]]] = ...) -> None: ...
+
 class TrainModelsRequest(_message.Message):
     __slots__ = ("data_path", "model", "task", "horizon", "folds", "name", "promote", "seed", "params_json")
     DATA_PATH_FIELD_NUMBER: _ClassVar[int]

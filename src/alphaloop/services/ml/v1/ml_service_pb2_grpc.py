@@ -59,6 +59,16 @@ class MLServiceStub:
                 request_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.GenerateStrategyRequest.SerializeToString,
                 response_deserializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.GenerateStrategyResponse.FromString,
                 _registered_method=True)
+        self.RetrainEvaluator = channel.unary_unary(
+                '/alphaloop.ml.v1.MLService/RetrainEvaluator',
+                request_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.RetrainEvaluatorRequest.SerializeToString,
+                response_deserializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackJob.FromString,
+                _registered_method=True)
+        self.GetFeedbackStatus = channel.unary_unary(
+                '/alphaloop.ml.v1.MLService/GetFeedbackStatus',
+                request_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackStatusRequest.SerializeToString,
+                response_deserializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackStatusResponse.FromString,
+                _registered_method=True)
         self.TrainModels = channel.unary_unary(
                 '/alphaloop.ml.v1.MLService/TrainModels',
                 request_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.TrainModelsRequest.SerializeToString,
@@ -109,6 +119,21 @@ class MLServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetrainEvaluator(self, request, context):
+        """Retrain the strategy-evaluation model on the service's feedback when due (or forced); runs to the
+        end before answering (a "skipped" job says why it was not due and is not recorded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFeedbackStatus(self, request, context):
+        """Feedback counts, the retraining policy and whether it is due, the champion, recent jobs (or one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TrainModels(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -154,6 +179,16 @@ def add_MLServiceServicer_to_server(servicer, server):
                     servicer.GenerateStrategy,
                     request_deserializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.GenerateStrategyRequest.FromString,
                     response_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.GenerateStrategyResponse.SerializeToString,
+            ),
+            'RetrainEvaluator': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetrainEvaluator,
+                    request_deserializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.RetrainEvaluatorRequest.FromString,
+                    response_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackJob.SerializeToString,
+            ),
+            'GetFeedbackStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFeedbackStatus,
+                    request_deserializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackStatusRequest.FromString,
+                    response_serializer=alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackStatusResponse.SerializeToString,
             ),
             'TrainModels': grpc.unary_unary_rpc_method_handler(
                     servicer.TrainModels,
@@ -306,6 +341,60 @@ class MLService:
             '/alphaloop.ml.v1.MLService/GenerateStrategy',
             alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.GenerateStrategyRequest.SerializeToString,
             alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.GenerateStrategyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetrainEvaluator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alphaloop.ml.v1.MLService/RetrainEvaluator',
+            alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.RetrainEvaluatorRequest.SerializeToString,
+            alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFeedbackStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alphaloop.ml.v1.MLService/GetFeedbackStatus',
+            alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackStatusRequest.SerializeToString,
+            alphaloop_dot_ml_dot_v1_dot_ml__service__pb2.FeedbackStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
