@@ -396,6 +396,16 @@ def adx(h, lo, c, n, out):
             out[i] = value
 
 
+# ----------------------------------------------------------------------------- log returns
+
+@kernel("xo")
+def log_returns(c, out):
+    """``log(c[i+1] / c[i])`` with the C library's ``log`` (what ``math.log`` calls in the
+    streaming form): numpy's own vectorised ``np.log`` may differ from it in the last bit."""
+    for i in range(c.shape[0] - 1):
+        out[i] = math.log(c[i + 1] / c[i])
+
+
 # ----------------------------------------------------------------------------- rolling std
 
 @kernel("xiio")

@@ -185,7 +185,8 @@ def volatility(close: Series, n: int = 20, annualize: bool = False, periods_per_
     if (c <= 0).any():
         raise IndicatorError(f"close must be > 0 for log returns, got {c[c <= 0][0]} at index "
                              f"{start + int(np.argmax(c <= 0))}")
-    r = np.log(c[1:] / c[:-1])
+    r = np.empty(max(len(c) - 1, 0))
+    _kernels.log_returns(c, r)
     first = min(start + 1, len(x))  # the first return
     vol = output(len(x), first)
     _kernels.rolling_std(r, n, ddof, vol[first:])
