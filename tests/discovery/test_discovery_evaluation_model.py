@@ -92,3 +92,19 @@ def test_bad_input(records, model) -> None:
     assert model.covers(StrategySpec("sma_cross", {"fast": 3, "slow": 30}))
     with pytest.raises(DiscoveryInputError, match="feature 'volatility' must be a finite number"):
         model.predict([records[0].spec], {**records[0].regime, "volatility": float("nan")})
+
+
+def test_a_small_set_still_holds_out_the_minimum(records) -> None:
+    from alphaloop.discovery.evaluation_model import MIN_HOLDOUT
+
+    # find 30 records of which fewer than MIN_HOLDOUT hash into the held-out fraction
+    few = [r for r in records if not is_holdout(r.id)][:27] + [r for r in records if is_holdout(r.id)][:3]
+    train, held = split_holdout(few)
+    assert len(held) == MIN_HOLDOUT and len(train) == len(few) - MIN_HOLDOUT
+    assert {r.id for r in train} | {r.id for r in held} == {r.id for r in few}
+    # the three hashed into the fraction are held out, and the split is the same in any order
+    assert {r.id for r in few[27:]} <= {r.id for r in held}
+    assert {r.id for r in split_holdout(few[::-1])[1]} == {r.id for r in held}
+    # the top-up never takes the training set below its own minimum
+    assert len(split_holdout(few[:22] + few[27:])[1]) == MIN_HOLDOUT  # 20 left to train on: allowed
+    assert len(split_holdout(few[:21] + few[27:])[1]) == 3  # would leave 19

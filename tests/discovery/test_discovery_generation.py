@@ -68,7 +68,11 @@ def test_resume_from_postgresql(postgres_url):
     assert run_rounds(resumed, 1) == one_go[5:] and resumed.n_trials == 10
     # the study lives in its own schema: the project's schema (same database) still opens and migrates
     with Store(postgres_url) as store:
-        assert store.list_strategies() == []
+        store.list_strategies()
+        with store.engine.connect() as c:
+            schemas = {row[0] for row in c.exec_driver_sql(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'trials'")}
+    assert schemas == {"optuna"}
 
 
 def test_prescreen_keeps_the_best_scored_and_prunes_the_rest():

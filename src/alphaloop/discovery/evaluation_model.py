@@ -50,18 +50,31 @@ LIGHTGBM_PARAMS: dict[str, Any] = {
 }
 
 
+def _position(record_id: str) -> float:
+    """Where a record's id hashes to in [0, 1): a fixed function of the id."""
+    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big") / 2.0**64
+
+
 def is_holdout(record_id: str, fraction: float = HOLDOUT_FRACTION) -> bool:
     """Whether a record is held out of training: a fixed function of its id (same answer every time)."""
-    h = int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big")
-    return h / 2.0**64 < fraction
+    return _position(record_id) < fraction
 
 
 def split_holdout(records: Sequence[FeedbackRecord], fraction: float = HOLDOUT_FRACTION
                   ) -> tuple[list[FeedbackRecord], list[FeedbackRecord]]:
-    """(training, held-out) records by :func:`is_holdout`, each in the given order."""
+    """(training, held-out) records by :func:`is_holdout`, each in the given order.
+
+    A small set can hash to fewer than ``MIN_HOLDOUT`` held-out records by chance; then the records
+    whose ids hash nearest above ``fraction`` are held out too (still a function of the ids, so the
+    choice is the same every time for the same records), as long as ``MIN_TRAIN`` remain to train on."""
     train, held = [], []
     for r in records:
         (held if is_holdout(r.id, fraction) else train).append(r)
+    short = MIN_HOLDOUT - len(held)
+    if fraction > 0 and short > 0 and len(train) - short >= MIN_TRAIN:
+        extra = {id(r) for r in sorted(train, key=lambda r: _position(r.id))[:short]}
+        held = [r for r in records if id(r) in extra or is_holdout(r.id, fraction)]
+        train = [r for r in train if id(r) not in extra]
     return train, held
 
 
