@@ -191,3 +191,23 @@ def test_importing_the_bus_package_exposes_the_redis_adapter_lazily():
     import alphaloop.bus as bus_pkg
 
     assert bus_pkg.RedisStreamsBus is RedisStreamsBus
+
+
+@needs_redis
+def test_rewind_redelivers_from_the_first_entry_and_group_stats_count_pending_and_lag(make_bus):
+    bus = make_bus()
+    bus.ensure_group("s", "g")
+    bus.publish_many([("s", env(k)) for k in range(5)])  # one round trip, in order
+    assert bus.length("s") == 5 and bus.last_entry("s").id == "m4"
+    got = bus.read("s", "g", "c1", count=3)
+    assert [r.envelope.id for r in got] == ["m0", "m1", "m2"]
+    # XINFO GROUPS: 3 delivered and not acknowledged, 2 never delivered
+    assert bus.group_stats("s", "g") == (3, 2)
+    bus.ack("s", "g", [r.entry_id for r in got])
+    assert bus.group_stats("s", "g") == (0, 2)
+    bus.rewind("s", "g")  # recovery by replay: the group reads the whole stream again
+    assert [r.envelope.id for r in bus.read("s", "g", "c1", count=10)] == [f"m{k}" for k in range(5)]
+    assert bus.group_stats("nothing-here", "g") == (0, 0)
+    assert bus.last_entry("nothing-here") is None
+    assert bus.ping() is True
+    assert bus.delete_streams(["s"]) == 1 and bus.length("s") == 0

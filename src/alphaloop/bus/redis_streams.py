@@ -244,6 +244,60 @@ class RedisStreamsBus:
 
     # --- beyond the protocol -----------------------------------------------------------------
 
+    def rewind(self, stream: str, group: str) -> None:
+        """Make the group deliver the stream again from its first entry (recovery by replay)."""
+        self.ensure_group(stream, group)
+        with self._guard():
+            self._r.xgroup_setid(self._key(stream), group, "0")
+
+    def group_stats(self, stream: str, group: str) -> tuple[int, int | None]:
+        """(pending, lag) of a group from XINFO GROUPS: entries delivered and not acknowledged, and
+        entries not delivered yet (None when Redis cannot tell)."""
+        with self._guard():
+            try:
+                groups = self._r.xinfo_groups(self._key(stream))
+            except redis.ResponseError:
+                return 0, 0  # no such stream yet
+        for g in groups:
+            name = g.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) == group:
+                lag = g.get("lag")
+                return int(g.get("pending", 0)), None if lag is None else int(lag)
+        return 0, 0
+
+    def last_entry(self, stream: str) -> Any:
+        """The stream's newest envelope, or None when it is empty."""
+        with self._guard():
+            rows = self._r.xrevrange(self._key(stream), count=1)
+        return Envelope.decode(rows[0][1]) if rows else None
+
+    def publish_many(self, items: list[tuple[str, Any]]) -> None:
+        """Append many envelopes, in order, in one round trip (a pipeline, not a transaction)."""
+        with self._guard():
+            pipe = self._r.pipeline(transaction=False)
+            for stream, env in items:
+                if self.maxlen:
+                    pipe.xadd(self._key(stream), env.encode(), maxlen=self.maxlen, approximate=True)
+                else:
+                    pipe.xadd(self._key(stream), env.encode())
+            pipe.execute()
+
+    def ping(self) -> bool:
+        with self._guard():
+            return bool(self._r.ping())
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with any password hidden (for logs and health reports)."""
+        return self._shown_url
+
+    def delete_streams(self, streams: list[str]) -> int:
+        """Delete streams and their dead-letter streams (tests and benchmarks clean up after themselves)."""
+        keys = [self._key(s) for s in streams]
+        with self._guard():
+            return int(self._r.delete(*keys, *[k + ":dead" for k in keys]))
+
+
     def claim_stalled(
         self, stream: str, group: str, consumer: str, min_idle_ms: int | None = None, count: int = 100
     ) -> list[Received]:

@@ -147,6 +147,14 @@ class PaperBroker:
             self._report()
         return n
 
+    def handle_orders(self, envs: list[Any]) -> int:
+        """Take one batch of orders and cancels (as :meth:`poll_orders` does with what it reads)."""
+        for env in envs:
+            self._handle(env)
+        if envs:
+            self._report()
+        return len(envs)
+
     def _handle(self, env: Any) -> None:
         if not self._seen.add(env.id):
             self.counts["duplicate_messages"] += 1

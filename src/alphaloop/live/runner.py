@@ -41,6 +41,7 @@ from alphaloop.core.market import Bar
 from alphaloop.core.strategy_spec import StrategySpec
 from alphaloop.execution.broker import BrokerConfig
 from alphaloop.live import messages as m
+from alphaloop.live.lockstep import CHECK_RUIN, Action, apply_action, run_step, settle_rest, split_steps
 from alphaloop.live.paper_broker import PaperBroker
 from alphaloop.live.pattern_stage import PatternStage
 from alphaloop.live.replay import as_source, publish_step
@@ -152,10 +153,7 @@ class EmbeddedRunner:
                     ended = "ruined"
                     break
             if ended != "ruined":
-                for name in self.instruments:
-                    if name not in self.broker.settled:
-                        self.broker.settle(name)
-                        self._exchange()
+                settle_rest(self.instruments, self.broker.settled, self._do)
         self.engine.stopped = True
         self.summary = self._summary(ended, time.perf_counter() - t0)
         self._finish_recorder(self.summary)
@@ -176,63 +174,36 @@ class EmbeddedRunner:
                 if bar is not None:
                     admitted.append(bar)
             self.bus.ack(self.streams.bars, "pump", [r.entry_id for r in batch])
-        k = 0
-        while k < len(admitted):  # consecutive bars of one timestamp make one step
-            j = k + 1
-            while j < len(admitted) and admitted[j][0].time == admitted[k][0].time:
-                j += 1
-            if self._step(admitted[k:j]):
-                return True
-            k = j
-        return False
+        return any(self._step(step) for step in split_steps(admitted))
 
     def _exchange(self) -> None:
         """Let orders and execution reports flow until both sides are idle."""
         while self.broker.poll_orders() + self.engine.poll_fills():
             pass
 
+    def _do(self, action: Action, before: Callable[[], None] | None) -> Any:
+        """A broker action, at once, then the exchange it starts (check_ruin: only when ruined)."""
+        if before is not None:
+            before()
+        result = apply_action(self.broker, action)
+        if action.kind != CHECK_RUIN or result:
+            self._exchange()
+        return result
+
     def _step(self, step: list[tuple[Bar, bool]]) -> bool:
-        engine, broker = self.engine, self.broker
-        bars = [bar for bar, _ in step]
-        for bar in bars:
-            engine.begin_bar(bar)
-            broker.on_bar(bar)
-            self._exchange()
-        if broker.check_ruin(bars):
-            self._exchange()
-            return True
-        engine.grow(bars)
+        return run_step(self.engine, step, self.config.fill_on, self._do, self._signals)
+
+    def _signals(self, bars: list[Bar]) -> None:
         if self.patterns is not None:
             for bar in bars:
                 self.patterns.on_bar(bar)
-        engine.poll_signals()
-        engine.on_bar()
-        self._exchange()
-        if self.config.fill_on == "close":
-            for bar in bars:
-                broker.process_close(bar)
-                self._exchange()
-        for bar, last in step:
-            if last:
-                broker.settle(bar.instrument)
-                self._exchange()
-        return False
+        self.engine.poll_signals()
 
     # ---- recorder and summary ------------------------------------------------------------------
     def _start_recorder(self) -> None:
-        start = getattr(self.recorder, "start_run", None)
-        if start is None:
-            return
-        c = self.config
-        settings = {"initial_cash": c.initial_cash, "commission": asdict(c.commission), "spread": c.spread,
-                    "slippage": repr(c.slippage), "fill_on": c.fill_on, "lot_size": c.lot_size}
-        spec = StrategySpec(self.strategy.name or type(self.strategy).__name__, dict(self.strategy.parameters))
-        try:
-            returned = start(run_id=self.run_id, mode=getattr(self.source, "mode", "replay"),
-                             instruments=self.instruments, spec=spec, settings=settings)
-        except Exception as e:
-            self.engine.fault("recorder_error", f"recorder.start_run failed: {type(e).__name__}: {e}")
-            return
+        returned = start_recorder(self.recorder, run_id=self.run_id, mode=getattr(self.source, "mode", "replay"),
+                                  instruments=self.instruments, strategy=self.strategy, config=self.config,
+                                  fault=self.engine.fault)
         if isinstance(returned, str):
             self.engine.record_run_id = returned
 
@@ -269,6 +240,24 @@ class EmbeddedRunner:
             last_error=self.engine.last_error, wall_s=wall_s,
             stats={"engine": stats, "broker": self.broker.stats(),
                    "patterns": None if self.patterns is None else self.patterns.stats()})
+
+
+def start_recorder(recorder: Any, *, run_id: str, mode: str, instruments: list[str], strategy: Strategy,
+                   config: BrokerConfig, fault: Callable[[str, str], None]) -> Any:
+    """Tell the recorder (if it wants to know) that the run starts: its spec and broker settings.
+    Returns what ``start_run`` returned (a recorder may assign its own run id)."""
+    start = getattr(recorder, "start_run", None)
+    if start is None:
+        return None
+    c = config
+    settings = {"initial_cash": c.initial_cash, "commission": asdict(c.commission), "spread": c.spread,
+                "slippage": repr(c.slippage), "fill_on": c.fill_on, "lot_size": c.lot_size}
+    spec = StrategySpec(strategy.name or type(strategy).__name__, dict(strategy.parameters))
+    try:
+        return start(run_id=run_id, mode=mode, instruments=instruments, spec=spec, settings=settings)
+    except Exception as e:
+        fault("recorder_error", f"recorder.start_run failed: {type(e).__name__}: {e}")
+        return None
 
 
 @contextmanager

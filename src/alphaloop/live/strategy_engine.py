@@ -30,6 +30,7 @@ from alphaloop.execution.broker import BrokerConfig
 from alphaloop.live import messages as m
 from alphaloop.live import recorder as rec
 from alphaloop.live.context import LiveContext
+from alphaloop.live.lockstep import BarGate
 from alphaloop.strategy.base import Strategy
 from alphaloop.strategy.services import Services
 
@@ -60,7 +61,7 @@ class StrategyEngine:
         self.ctx = LiveContext(instruments, config, services=services, send=self._send,
                                on_decision=self._record_decision, feature_window=feature_window)
         self._instruments = set(instruments)
-        self._last_ns: dict[str, int] = {}
+        self._gate = BarGate(instruments, self.fault, self._count_duplicate)
         self._unrecorded: dict[int, Order] = {}  # orders sent in the current callback, not yet recorded
         self._settlements: set[str] = set()
         self._on_fill = type(strategy).on_fill is not Strategy.on_fill
@@ -90,37 +91,19 @@ class StrategyEngine:
             raise StrategyError(f"{type(self.strategy).__name__}.init failed: {type(e).__name__}: {e}") from e
         self.started = True
 
+    @property
+    def reacts_to_fills(self) -> bool:
+        """Whether the strategy overrides ``on_fill`` (it may then send orders between broker actions)."""
+        return self._on_fill
+
     # ---- bars ----------------------------------------------------------------------------------
     def admit(self, env: Envelope) -> tuple[Bar, bool] | None:
         """The bar in a bars-stream message and whether it is its instrument's last, or None (a
         redelivery, or a bar that cannot be used: logged and counted)."""
-        if not self._seen.add(env.id):
-            self.counts["duplicate_messages"] += 1
-            return None
-        if env.kind != m.BAR:
-            self.fault("unexpected_message", f"bars stream: unexpected message kind {env.kind!r} ({env.id})")
-            return None
-        try:
-            bar, last = m.bar_from_payload(env.payload)
-        except (KeyError, TypeError, ValueError) as e:
-            self.fault("invalid_bar", f"bar message {env.id} is malformed: {type(e).__name__}: {e}")
-            return None
-        if bar.instrument not in self._instruments:
-            self.fault("unknown_instrument_bar", f"bar for unknown instrument {bar.instrument!r} dropped; "
-                                                 f"trading: {', '.join(sorted(self._instruments))}")
-            return None
-        problem = m.bar_problem(bar)
-        if problem is not None:
-            self.fault("invalid_bar", f"{bar.instrument} bar at {bar.time} dropped: {problem}")
-            return None
-        t, prev = int(bar.time.value), self._last_ns.get(bar.instrument)
-        if prev is not None and t <= prev:
-            kind = "duplicate_bar" if t == prev else "out_of_order_bar"
-            self.fault(kind, f"{bar.instrument} bar at {bar.time} dropped: {kind.replace('_', ' ')} (the last bar "
-                             f"was at {pd.Timestamp(prev, tz='UTC')})")
-            return None
-        self._last_ns[bar.instrument] = t
-        return bar, last
+        return self._gate.admit(env)
+
+    def _count_duplicate(self) -> None:
+        self.counts["duplicate_messages"] += 1
 
     def begin_bar(self, bar: Bar) -> None:
         self.ctx.begin_bar(bar)
@@ -154,8 +137,15 @@ class StrategyEngine:
 
     def poll_signals(self) -> int:
         """Hand each waiting signal to ``on_signal``; returns how many were handled."""
-        n = 0
         envs, entries = self._drain(self.streams.signals)
+        n = self.handle_signals(envs)
+        if entries:
+            self.bus.ack(self.streams.signals, self.group, entries)
+        return n
+
+    def handle_signals(self, envs: list[Envelope]) -> int:
+        """Hand these signal messages (redeliveries already dropped) to ``on_signal``."""
+        n = 0
         for env in envs:
             try:
                 if env.kind != m.SIGNAL:
@@ -172,8 +162,6 @@ class StrategyEngine:
             self.counts["signals"] += 1
             n += 1
             self._callback("on_signal", self.strategy.on_signal, signal)
-        if entries:
-            self.bus.ack(self.streams.signals, self.group, entries)
         return n
 
     def on_bar(self) -> None:
@@ -186,6 +174,13 @@ class StrategyEngine:
         envs, entries = self._drain(self.streams.fills)
         if not entries:
             return 0
+        self.handle_reports(envs)
+        self.bus.ack(self.streams.fills, self.group, entries)
+        return len(entries)
+
+    def handle_reports(self, envs: list[Envelope]) -> None:
+        """Apply one batch of execution reports (redeliveries already dropped): account, recorder,
+        then ``on_fill`` for each fill of the batch."""
         fills: list[tuple[Fill, str, dict[str, Any]]] = []
         new_orders: list[tuple[Order, dict[str, Any]]] = []
         ended: list[Order] = []
@@ -219,8 +214,6 @@ class StrategyEngine:
         if self._on_fill:
             for fill, _, _ in fills:
                 self._callback("on_fill", self.strategy.on_fill, fill)
-        self.bus.ack(self.streams.fills, self.group, entries)
-        return len(entries)
 
     # ---- strategy callbacks --------------------------------------------------------------------
     def _callback(self, name: str, fn: Callable[..., None], *args: Any) -> None:
