@@ -323,12 +323,7 @@ class Store:
     def strategy_scores(self, status: str | None = None) -> list[dict[str, Any]]:
         """Each strategy's latest discovery scores: id, spec, status, ml_confidence, backtest_score,
         composite_score, scored_at; best composite first."""
-        if status is not None and status not in STRATEGY_STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STRATEGY_STATUSES)}")
-        stmt = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(),
-                                         Strategy.created_at.asc(), Strategy.id.asc())
-        if status is not None:
-            stmt = stmt.where(Strategy.status == status)
+        stmt = _strategies_by_score(status)
         with self._session("cannot read strategy scores") as s:
             return [{"id": r.id, "spec": StrategySpec(r.name, dict(r.params)), "status": r.status,
                      "ml_confidence": r.ml_confidence, "backtest_score": r.backtest_score,
@@ -410,12 +405,7 @@ class Store:
 
     def list_strategies(self, status: str | None = None) -> list[StrategyRecord]:
         """Strategies (of one status, if given), best composite score first, unscored last."""
-        if status is not None and status not in STRATEGY_STATUSES:
-            raise ValueError(f"status {status!r} is not one of {', '.join(STRATEGY_STATUSES)}")
-        stmt = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(),
-                                         Strategy.created_at.asc(), Strategy.id.asc())
-        if status is not None:
-            stmt = stmt.where(Strategy.status == status)
+        stmt = _strategies_by_score(status)
         with self._session("cannot list strategies") as s:
             return [_strategy_record(r) for r in s.scalars(stmt)]
 
@@ -457,6 +447,15 @@ class Store:
 
 
 # ---------------------------------------------------------------------- engine
+
+
+def _strategies_by_score(status: str | None) -> Any:
+    """Strategies (of one status, if given), best composite score first, unscored last."""
+    if status is not None and status not in STRATEGY_STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STRATEGY_STATUSES)}")
+    stmt = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(),
+                                     Strategy.created_at.asc(), Strategy.id.asc())
+    return stmt if status is None else stmt.where(Strategy.status == status)
 
 
 def _create_engine(url: URL, shown: str, connect_timeout: int) -> Engine:

@@ -80,7 +80,17 @@ class _Backoff:
         return random.uniform(0.0, min(self.cap_s, self.base_s * (2 ** attempt)))
 
 
-class MLGrpcClient:
+class _Predicts:
+    """The strategy's Predictor call on top of a client's ``predict_remote`` (which also returns the
+    model's task)."""
+
+    def predict(self, features: Any, *, instrument: str, model: str = "", strategy: str | None = None,
+                timeout: float | None = None) -> Prediction:
+        return self.predict_remote(features, instrument=instrument, model=model, strategy=strategy,  # type: ignore[attr-defined]
+                                   timeout=timeout)[0]
+
+
+class MLGrpcClient(_Predicts):
     """``target`` is ``host:port``. ``timeout_s``: the default deadline of one attempt; ``retries``:
     extra attempts on a retryable code; ``backoff_s`` / ``max_backoff_s``: the backoff's base and cap.
     Close it (or use it as a context manager) to release the channel."""
@@ -150,11 +160,6 @@ class MLGrpcClient:
                                          strategy=strategy or ""), timeout)
         return Prediction(r.value, r.confidence, r.model, r.version, _path(r.path),
                           (time.perf_counter() - t0) * 1000.0, r.cached), r.task
-
-    def predict(self, features: Any, *, instrument: str, model: str = "", strategy: str | None = None,
-                timeout: float | None = None) -> Prediction:
-        return self.predict_remote(features, instrument=instrument, model=model, strategy=strategy,
-                                   timeout=timeout)[0]
 
     def predict_batch(self, rows: Any, *, instruments: str | Sequence[str], model: str = "",
                       strategy: str | None = None, timeout: float | None = None) -> PredictionBatch:
@@ -279,7 +284,7 @@ def _status(r: pb.TrainingStatus) -> dict[str, Any]:
             "metrics": json.loads(r.metrics_json or "{}"), "created_at": r.created_at, "finished_at": r.finished_at}
 
 
-class MLHttpClient:
+class MLHttpClient(_Predicts):
     """The ML service over HTTP at ``base_url`` (``http://host:port``). Same prediction interface as
     :class:`MLGrpcClient`; ``token`` is sent as a bearer token (needed for ``train`` when the service
     has one configured)."""
@@ -360,11 +365,6 @@ class MLHttpClient:
         r = self._request("POST", "/predict", json_body=body, timeout=timeout)
         return Prediction(r["value"], r["confidence"], r["model"], r["version"], _path(r["path"]),
                           (time.perf_counter() - t0) * 1000.0, r["cached"]), r["task"]
-
-    def predict(self, features: Any, *, instrument: str, model: str = "", strategy: str | None = None,
-                timeout: float | None = None) -> Prediction:
-        return self.predict_remote(features, instrument=instrument, model=model, strategy=strategy,
-                                   timeout=timeout)[0]
 
     def predict_batch(self, rows: Any, *, instruments: str | Sequence[str], model: str = "",
                       strategy: str | None = None, timeout: float | None = None) -> PredictionBatch:
