@@ -16,6 +16,7 @@ far behind, Redis may drop entries it has not read yet. Size ``maxlen`` well abo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from alphaloop.bus.base import Received
-from alphaloop.bus.envelope import Envelope, EnvelopeError
+from alphaloop.bus.envelope import SCHEMA_VERSION, Envelope, EnvelopeError
 from alphaloop.core.errors import AlphaloopError
 
 DEAD_SUFFIX = ":dead"
@@ -52,6 +53,29 @@ def _redact(url: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode(fields: dict[Any, Any]) -> Envelope:
+    """``Envelope.decode`` of the usual entry (bytes fields as this bus writes them) without its
+    generality; anything else goes through ``Envelope.decode``, which also names what is wrong."""
+    try:
+        v, ts_ns = int(fields[b"v"]), int(fields[b"ts_ns"])
+        payload = json.loads(fields[b"payload"].decode())
+        kind, message_id, source = fields[b"kind"].decode(), fields[b"id"].decode(), fields[b"source"].decode()
+    except (KeyError, ValueError, TypeError, AttributeError):  # (UnicodeDecodeError is a ValueError)
+        return Envelope.decode(fields)
+    if v > SCHEMA_VERSION or not isinstance(payload, dict):
+        return Envelope.decode(fields)
+    return Envelope(kind=kind, id=message_id, payload=payload, v=v, ts_ns=ts_ns, source=source)
+
+
+def _stream_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """(entry id, fields) of a raw XREADGROUP reply of one stream (RESP3: a map, RESP2: an array;
+    fields None for an entry deleted while pending)."""
+    if not reply:
+        return []
+    rows = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    return [(eid, None if f is None else dict(zip(f[::2], f[1::2], strict=True))) for eid, f in rows]
 
 
 class RedisStreamsBus:
@@ -160,7 +184,7 @@ class RedisStreamsBus:
                 )
                 continue
             try:
-                envelope = Envelope.decode(fields)
+                envelope = _decode(fields)
             except (EnvelopeError, UnicodeDecodeError) as e:
                 self._dead_letter(stream, group, entry_id, fields, f"undecodable: {e}", deliveries)
                 continue
@@ -272,15 +296,98 @@ class RedisStreamsBus:
         return Envelope.decode(rows[0][1]) if rows else None
 
     def publish_many(self, items: list[tuple[str, Any]]) -> None:
-        """Append many envelopes, in order, in one round trip (a pipeline, not a transaction)."""
+        """Append many envelopes, in order, in one round trip. Several go in one MULTI/EXEC, so a
+        consumer blocked on a stream wakes once, with all of them, not after the first."""
+        if not items:
+            return
+        commands = [self._xadd_args(stream, env) for stream, env in items]
+        if len(commands) > 1:
+            commands = [[b"MULTI"], *commands, [b"EXEC"]]
         with self._guard():
-            pipe = self._r.pipeline(transaction=False)
-            for stream, env in items:
-                if self.maxlen:
-                    pipe.xadd(self._key(stream), env.encode(), maxlen=self.maxlen, approximate=True)
-                else:
-                    pipe.xadd(self._key(stream), env.encode())
-            pipe.execute()
+            replies = self._round_trip(commands)
+            for reply in replies[:-1] + (replies[-1] if isinstance(replies[-1], list) else [replies[-1]]):
+                if isinstance(reply, Exception):
+                    raise reply
+
+    def exchange(
+        self,
+        items: list[tuple[str, Any]],
+        stream: str,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block_ms: int = 0,
+        acks: list[tuple[str, str, list[str]]] = (),  # type: ignore[assignment]
+    ) -> list[Received]:
+        """:meth:`publish_many` ``items``, then :meth:`ack` each (stream, group, entry ids) of ``acks``,
+        then :meth:`read` new entries of ``stream`` for ``group``, all in one round trip (the
+        producer's answer and its wait for the next input; the publish is never held by the wait)."""
+        key = self._key(stream)
+        acks = [a for a in acks if a[2]]
+        # Packed here rather than by redis-py's pipeline: its per-argument encoding was most of a
+        # pipeline service's time per message. Replies are read raw (without redis-py's callbacks).
+        commands: list[list[bytes]] = []
+        if items:
+            commands.append([b"MULTI"])
+            for item_stream, env in items:
+                commands.append(self._xadd_args(item_stream, env))
+            commands.append([b"EXEC"])
+        for ack_stream, ack_group, ids in acks:
+            commands.append([b"XACK", self._key(ack_stream).encode(), ack_group.encode(), *(i.encode() for i in ids)])
+        read = [b"XREADGROUP", b"GROUP", group.encode(), consumer.encode(), b"COUNT", b"%d" % count]
+        if block_ms > 0:  # BLOCK 0 means "forever" to Redis; here block_ms=0 means "do not wait"
+            read += [b"BLOCK", b"%d" % block_ms]
+        commands.append([*read, b"STREAMS", key.encode(), b">"])
+        with self._guard():
+            replies = self._round_trip(commands)
+            for reply in replies[:-1]:
+                if isinstance(reply, redis.ResponseError) and "NOGROUP" not in str(reply):
+                    raise reply  # a publish refused: as publish_many would (acks of a vanished group pass)
+            if items:  # EXEC: the transaction was refused, or a command in it failed
+                done = replies[len(items) + 1]
+                for err in done if isinstance(done, list) else [done]:
+                    if isinstance(err, Exception):
+                        raise err
+            reply = replies[-1]
+            if isinstance(reply, Exception):
+                if "NOGROUP" not in str(reply):
+                    raise reply
+                self.ensure_group(stream, group)  # as read: reading creates the group
+                return self._read(stream, key, group, consumer, count, block_ms, False)
+            return self._deliver(stream, group, _stream_entries(reply), None)
+
+    def _xadd_args(self, stream: str, env: Any) -> list[bytes]:
+        args = [b"XADD", self._key(stream).encode()]
+        if self.maxlen:
+            args += [b"MAXLEN", b"~", b"%d" % self.maxlen]
+        args.append(b"*")
+        for k, v in env.encode().items():
+            args += [k.encode(), v.encode()]
+        return args
+
+    def _round_trip(self, commands: list[list[bytes]]) -> list[Any]:
+        """Send the commands at once; their raw replies, an error reply as its ResponseError."""
+        out = []
+        for args in commands:
+            out.append(b"*%d\r\n" % len(args))
+            for a in args:
+                out += [b"$%d\r\n" % len(a), a, b"\r\n"]
+        pool = self._r.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join(out)])
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as e:  # the connection is still in step: read on
+                    replies.append(e)
+            return replies
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never reuse this connection
+            raise
+        finally:
+            pool.release(conn)
 
     def ping(self) -> bool:
         with self._guard():

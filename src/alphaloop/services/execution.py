@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 SERVICE = "execution"
 GROUP = "execution"
 CONSUMER = "execution-1"
-ACK_EVERY = 100  # entries handled before they are acknowledged (and at once when idle)
 
 
 class ExecutionService:
@@ -59,7 +58,7 @@ class ExecutionService:
     def _rebuild(self) -> None:
         bus = self.bus.get()
         bus.rewind(self.streams.orders, GROUP)
-        self.outbox = Outbox(bus)  # a turn's reports and markers go out together
+        self.outbox = Outbox(bus)  # a turn's reports and markers go out together, with the next read
         self.broker = PaperBroker(self.instruments, self.config, self.outbox, streams=self.streams,
                                   run_id=self.options.run_id, group=GROUP, consumer=CONSUMER)
         self.seen = m.SeenIds()
@@ -82,7 +81,11 @@ class ExecutionService:
         if not self._fresh:
             self._rebuild()
         bus = self.bus.get()
-        read = bus.read(self.streams.orders, GROUP, CONSUMER, count=500, block_ms=100)
+        # the last turns' reports and markers, the acknowledgement of what they answered, and the
+        # wait for the next orders: one round trip
+        read = self.outbox.exchange(self.streams.orders, GROUP, CONSUMER, count=500, block_ms=100,
+                                    acks=[(self.streams.orders, GROUP, self.unacked)])
+        self.unacked = []
         for r in read:
             env = r.envelope
             if not self.seen.add(env.id):
@@ -93,10 +96,7 @@ class ExecutionService:
                 self.batch.append(env)
                 metrics.MESSAGES.labels(SERVICE, "orders").inc()
                 log.debug("%s received", env.kind, extra={"message_id": env.id, "run_id": self.options.run_id})
-        self.unacked.extend(r.entry_id for r in read)
-        if len(self.unacked) >= ACK_EVERY or not read:  # handled; acked in batches: fewer Redis writes
-            bus.ack(self.streams.orders, GROUP, self.unacked)
-            self.unacked = []
+        self.unacked.extend(r.entry_id for r in read)  # handled: acknowledged with the next read
         if not read or self.gauges.due():
             refresh_bus_metrics(bus, SERVICE, [(self.streams.orders, GROUP)])
         return len(read)
@@ -117,7 +117,6 @@ class ExecutionService:
                 self.finished = True
             bus.publish(self.streams.fills, envelope(CLOCK, f"{self.options.run_id}:{SERVICE}:{seq}:{k}",
                                                      {"seq": seq, "k": k, "result": result}, SERVICE))
-        bus.flush()
         fills = broker.counts["fills"]
         if fills > self._fills:
             metrics.MESSAGES.labels(SERVICE, "fills").inc(fills - self._fills)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 SERVICE = "market-data"
 HISTORY = 100_000  # published bars kept per instrument for /bars of a synthetic stream
 MAX_LIMIT = 100_000
+STEPS_PER_PUBLISH = 100  # steps sent in one round trip when they are due at once (as fast as possible, or late)
 
 
 class ReplayControl(BaseModel):
@@ -48,7 +49,7 @@ class Replay:
         self.stream = options.streams.bars
         self._steps = self.source.steps()
         self._ids = m.IdSource(options.run_id, SERVICE)
-        self._outbox: list[Any] = []  # the current step's envelopes, until published
+        self._outbox: list[list[Any]] = []  # the envelopes of the steps due, until published
         self.lock = threading.Lock()
         self.speed = options.speed
         self.paused = options.paused
@@ -95,7 +96,8 @@ class Replay:
         log.info("replay of run %s resumes at step %d", self.options.run_id, self.published)
 
     def step(self) -> int:
-        """Publish the next step if it is due; returns 1 when one went out."""
+        """Publish the steps that are due (at most ``STEPS_PER_PUBLISH``, in one round trip);
+        returns how many went out."""
         if not self._resumed:
             self._resume()
         if self.finished or self.paused:
@@ -103,37 +105,47 @@ class Replay:
         if not self._outbox:
             with self.lock:
                 speed, (t0, n0) = self.speed, self._anchor
+            due = STEPS_PER_PUBLISH
             if speed > 0:
-                wait = t0 + (self.published - n0) / speed - time.monotonic()
+                now = time.monotonic()
+                wait = t0 + (self.published - n0) / speed - now
                 if wait > 0:
                     time.sleep(min(wait, 0.05))
                     return 0
-            self._outbox = self._next_envelopes()
-        bus = self.bus.get()
-        while self._outbox:
-            env = self._outbox[0]
-            bus.publish(self.stream, env)  # raises while Redis is away: retried, same id
-            self._outbox.pop(0)
-            if env.kind == m.BAR:
-                bar, _ = m.bar_from_payload(env.payload)
-                self.last[bar.instrument] = bar
-                if self.options.synthetic:
-                    self.history[bar.instrument].append(bar)
-                self.bars_published += 1
-                metrics.MESSAGES.labels(SERVICE, "bars").inc()
-            elif env.kind == END:
-                self.finished = True
-                log.info("replay of run %s finished after %d steps", self.options.run_id, self.published)
-                return 1
-        self.published += 1
-        return 1
+                due = min(due, int((now - t0) * speed) + n0 - self.published + 1)  # late: catch up at once
+            for k in range(max(due, 1)):
+                envs = self._next_envelopes(self.published + k)
+                self._outbox.append(envs)
+                if envs and envs[-1].kind == END:
+                    break
+        # raises while Redis is away: retried, with the same ids
+        self.bus.get().publish_many([(self.stream, env) for envs in self._outbox for env in envs])
+        sent, self._outbox = self._outbox, []
+        steps = 0
+        for envs in sent:
+            for env in envs:
+                if env.kind == m.BAR:
+                    bar, _ = m.bar_from_payload(env.payload)
+                    self.last[bar.instrument] = bar
+                    if self.options.synthetic:
+                        self.history[bar.instrument].append(bar)
+                    self.bars_published += 1
+                    metrics.MESSAGES.labels(SERVICE, "bars").inc()
+                elif env.kind == END:
+                    self.finished = True
+                    log.info("replay of run %s finished after %d steps", self.options.run_id, self.published)
+                    return steps + 1
+            self.published += 1
+            steps += 1
+        return steps
 
-    def _next_envelopes(self) -> list[Any]:
+    def _next_envelopes(self, s: int) -> list[Any]:
+        """The envelopes of step ``s`` (the next one of the source), or the end message."""
         limit = self.options.bars
-        step = None if limit is not None and self.published >= limit else next(self._steps, None)
+        step = None if limit is not None and s >= limit else next(self._steps, None)
         if step is None:
-            return [envelope(END, f"{self.options.run_id}:{SERVICE}:end", {"steps": self.published}, SERVICE)]
-        n, s = len(step), self.published
+            return [envelope(END, f"{self.options.run_id}:{SERVICE}:end", {"steps": s}, SERVICE)]
+        n = len(step)
         return [envelope(m.BAR, self._ids(), {**m.bar_payload(bar, last), "step": s, "step_bars": n}, SERVICE)
                 for bar, last in step]
 

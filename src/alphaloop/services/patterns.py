@@ -28,6 +28,7 @@ from alphaloop.services.pipeline_protocol import (
     STEP,
     BusHolder,
     MetricsClock,
+    Outbox,
     RunOptions,
     envelope,
     refresh_bus_metrics,
@@ -59,6 +60,8 @@ class PatternService:
         self.gate = BarGate(self.instruments, self._fault)
         self.seen = m.SeenIds()
         self.pending: list[Any] = []  # envelopes of the step being gathered
+        self.outbox = Outbox(bus)  # what the steps read produce, sent with the next read
+        self.unacked: list[str] = []  # bars-stream entries handled, acknowledged with the next read
         self.step_no: int | None = None
         self.finished = False
         self.counts = Counter()
@@ -80,7 +83,10 @@ class PatternService:
         if not self._fresh:
             self._rebuild()
         bus = self.bus.get()
-        batch = bus.read(self.streams.bars, GROUP, "patterns-1", count=500, block_ms=100)
+        # the last read's signals and steps, its acknowledgement and the wait for more bars: one round trip
+        batch = self.outbox.exchange(self.streams.bars, GROUP, "patterns-1", count=500, block_ms=100,
+                                     acks=[(self.streams.bars, GROUP, self.unacked)])
+        self.unacked = []
         for r in batch:
             env = r.envelope
             if not self.seen.add(env.id):
@@ -88,8 +94,8 @@ class PatternService:
                 continue
             if env.kind == END:
                 self._flush()
-                bus.publish(self.streams.signals, envelope(END, f"{self.options.run_id}:{SERVICE}:end",
-                                                           dict(env.payload), SERVICE))
+                self.outbox.publish(self.streams.signals, envelope(END, f"{self.options.run_id}:{SERVICE}:end",
+                                                                   dict(env.payload), SERVICE))
                 self.finished = True
                 continue
             step = env.payload.get("step") if isinstance(env.payload, dict) else None
@@ -99,8 +105,7 @@ class PatternService:
             self.pending.append(env)
             if isinstance(env.payload.get("step_bars"), int) and len(self.pending) >= env.payload["step_bars"]:
                 self._flush()
-        if batch:
-            bus.ack(self.streams.bars, GROUP, [r.entry_id for r in batch])
+        self.unacked = [r.entry_id for r in batch]
         if not batch or self.gauges.due():
             refresh_bus_metrics(bus, SERVICE, [(self.streams.bars, GROUP)])
         return len(batch)
@@ -115,7 +120,7 @@ class PatternService:
                     if bar is not None]
         if not admitted:
             return
-        bus, run = self.bus.get(), self.options.run_id
+        bus, run = self.outbox, self.options.run_id
         k = 0
         for bar, _, _ in admitted:
             if self.engine is None:

@@ -210,6 +210,13 @@ class Outbox:
             self.items = []
         return n
 
+    def exchange(self, stream: str, group: str, consumer: str, *, count: int, block_ms: int,
+                 acks: list[tuple[str, str, list[str]]] = ()) -> list[Any]:  # type: ignore[assignment]
+        """Send everything kept, acknowledge ``acks`` and read ``stream``, in one round trip."""
+        got = self.bus.exchange(self.items, stream, group, consumer, count=count, block_ms=block_ms, acks=acks)
+        self.items = []
+        return got
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.bus, name)
 

@@ -32,7 +32,7 @@ from alphaloop.live.lockstep import CHECK_RUIN, FINISH, ORDERS, Action, run_step
 from alphaloop.live.runner import start_recorder
 from alphaloop.live.strategy_engine import StrategyEngine
 from alphaloop.services import metrics
-from alphaloop.services.async_recorder import AsyncRecorder
+from alphaloop.services.async_recorder import AsyncRecorder, ProcessRecorder
 from alphaloop.services.http_app import make_app
 from alphaloop.services.pipeline_protocol import (
     CLOCK,
@@ -106,7 +106,8 @@ class EngineDriver:
         self.seen_signals, self.seen_fills = m.SeenIds(), m.SeenIds()
         self.step_signals: list[Any] = []
         self.reports: list[tuple[Any, str]] = []  # (envelope, entry id) read, not handled yet
-        self.unacked: list[str] = []  # fills-stream entries handled, acknowledged after the read's steps
+        self.unacked: list[str] = []  # fills-stream entries handled, acknowledged with a later read
+        self.signal_acks: list[str] = []  # signals-stream entries handled, acknowledged with the next read
         self.finished, self.ended = False, None
         self._fresh = True
         self.rebuilds += 1
@@ -143,7 +144,11 @@ class EngineDriver:
                 refresh_bus_metrics(bus, SERVICE, [(self.streams.signals, GROUP), (self.streams.fills, GROUP)])
             time.sleep(0.1)
             return 0
-        batch = bus.read(self.streams.signals, GROUP, CONSUMER, count=200, block_ms=100)
+        # the last read's acknowledgements go with this read: one round trip
+        batch = bus.exchange([], self.streams.signals, GROUP, CONSUMER, count=200, block_ms=100,
+                             acks=[(self.streams.signals, GROUP, self.signal_acks),
+                                   (self.streams.fills, GROUP, self.unacked)])
+        self.signal_acks, self.unacked = [], []
         for r in batch:
             env = r.envelope
             if not self.seen_signals.add(env.id):
@@ -159,11 +164,12 @@ class EngineDriver:
                 self._finish("max_bars" if limited else "end_of_data")
             if self.finished:
                 break
-        if batch:  # acknowledged once handled; one ack per read keeps Redis writes (and fsyncs) few
-            bus.ack(self.streams.signals, GROUP, [r.entry_id for r in batch])
-        if self.unacked:
+        # acknowledged once handled, with the next read (or now, when there is none)
+        self.signal_acks = [r.entry_id for r in batch]
+        if self.finished:
+            bus.ack(self.streams.signals, GROUP, self.signal_acks)
             bus.ack(self.streams.fills, GROUP, self.unacked)
-            self.unacked = []
+            self.signal_acks, self.unacked = [], []
         if not batch or self.finished or self.gauges.due():
             refresh_bus_metrics(bus, SERVICE, [(self.streams.signals, GROUP), (self.streams.fills, GROUP)])
         return len(batch)
@@ -239,7 +245,6 @@ class EngineDriver:
         payload = {"seq": self.seq, "actions": [a.to_payload() for a, _ in actions]}
         self.outbox.publish(self.streams.orders, envelope(CLOCK, f"{self.options.run_id}:{SERVICE}:clock:{self.seq}",
                                                           payload, SERVICE))
-        self.outbox.flush()
         self.sent_at_marker = self._sent()
         result = None
         for k, (_, before) in enumerate(actions):
@@ -273,7 +278,13 @@ class EngineDriver:
                 return [e for e, _ in done[:-1]], env.payload.get("result")
             if self.stopping():
                 raise Stopping("shutting down while waiting for the execution service")
-            for r in bus.read(self.streams.fills, GROUP, CONSUMER, count=1000, block_ms=100):
+            if self.outbox.items:  # the turn (its marker) goes out with the wait for its answer
+                got = self.outbox.exchange(self.streams.fills, GROUP, CONSUMER, count=1000, block_ms=100,
+                                           acks=[(self.streams.fills, GROUP, self.unacked)])
+                self.unacked = []
+            else:
+                got = bus.read(self.streams.fills, GROUP, CONSUMER, count=1000, block_ms=100)
+            for r in got:
                 if self.seen_fills.add(r.envelope.id):
                     self.reports.append((r.envelope, r.entry_id))
                 else:
@@ -328,9 +339,13 @@ def build_app(settings: Any, *, options: RunOptions, services_factory: Callable[
     from alphaloop.store import LiveRepository, Store
 
     bus = BusHolder(settings)
+    own_store = store is None
     store = store if store is not None else Store.from_settings(settings)
     repo = LiveRepository(store)
-    recorder = AsyncRecorder(repo, SERVICE)
+    # the configured database is written by a process of its own (off this engine's GIL); a store
+    # handed in (perhaps in memory, not reachable from another process) by a thread
+    recorder: Any = (ProcessRecorder(repo, settings.database_url, SERVICE)
+                     if own_store and not _in_memory(settings.database_url) else AsyncRecorder(repo, SERVICE))
     driver = EngineDriver(options, bus, recorder=recorder, services_factory=services_factory)
     lock = threading.Lock()
 
@@ -370,6 +385,15 @@ def build_app(settings: Any, *, options: RunOptions, services_factory: Callable[
         return _jsonable(chain)
 
     return app
+
+
+def _in_memory(url: str) -> bool:
+    """An SQLite database that lives in the process that opened it."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return u.get_backend_name() == "sqlite" and (u.database in (None, "", ":memory:")
+                                                  or "mode=memory" in str(u.query))
 
 
 def _jsonable(v: Any) -> Any:
