@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,6 @@ from alphaloop.discovery.retraining import (
     MemoryFeedbackRepository,
     RetrainPolicy,
     due,
-    wait_for,
 )
 from alphaloop.ml.registry import MemoryRegistryBackend, ModelRegistry
 
@@ -33,6 +33,16 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+def wait_for(predicate, timeout: float, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (the scheduler runs in a thread)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
 
 
 def shuffled_fit(records, *, seed: int = 0, holdout: float = 0.2) -> StrategyEvaluationModel:

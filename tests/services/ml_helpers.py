@@ -7,17 +7,16 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import uvicorn
+from service_test_helpers import ThreadServer as HttpThreadServer
+from service_test_helpers import free_ports
 
 from alphaloop.core.config import load_settings
 from alphaloop.data import load_bars
@@ -94,22 +93,6 @@ def register_model(home: Path, name: str = MODEL, *, promote: bool = True) -> in
     return version
 
 
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (held open together while chosen, so never the same twice)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it returns something truthy (exceptions count as not yet)."""
     deadline = time.monotonic() + timeout
@@ -126,25 +109,8 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-class ThreadServer:
-    """A FastAPI app served by a real uvicorn server on a free loopback port, in a thread."""
-
-    def __init__(self, app: Any):
-        self.app = app
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        wait_for(lambda: self.server.started, what="uvicorn to start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+class ThreadServer(HttpThreadServer):
+    """The ML app served by uvicorn in a thread, with the address of the gRPC server it runs."""
 
     @property
     def grpc_target(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import redis
+from service_test_helpers import free_port
 
 from alphaloop.services.topology import SERVICES
 
@@ -56,12 +57,6 @@ def free_port_offset() -> int:
         if all(_free(p + offset) for p in ports):
             return offset
     raise RuntimeError("no free port offset found")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def service_env(home: Path, database_url: str, redis_url: str = REDIS_URL) -> dict[str, str]:

@@ -22,9 +22,19 @@ HEADLINES_CSV = ROOT / "tests" / "fixtures" / "sentiment" / "headlines.csv"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (held open together while chosen, so never the same twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
@@ -46,6 +56,7 @@ class ThreadServer:
     """uvicorn serving ``app`` in a thread of this process (lifespan on: workers start and stop)."""
 
     def __init__(self, app: Any, port: int | None = None):
+        self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",

@@ -12,7 +12,8 @@ import time
 import grpc
 import numpy as np
 import pytest
-from ml_helpers import MODEL, ThreadServer, feature_rows, free_port, onnx_direct, register_model, settings_for
+from ml_helpers import MODEL, ThreadServer, feature_rows, onnx_direct, register_model, settings_for
+from service_test_helpers import free_port
 
 from alphaloop.core.errors import ConfigError
 from alphaloop.core.predictions import InferencePath

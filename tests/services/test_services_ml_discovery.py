@@ -10,7 +10,7 @@ import math
 import grpc
 import numpy as np
 import pytest
-from ml_helpers import ThreadServer, settings_for
+from ml_helpers import ThreadServer, settings_for, wait_for
 
 from alphaloop.core.strategy_spec import StrategySpec
 from alphaloop.discovery.evaluation_model import StrategyEvaluationModel
@@ -180,17 +180,16 @@ def test_a_service_without_discovery_is_refused_clearly(tmp_path):
 
 def test_the_scheduler_retrains_once_enough_feedback_arrived(tmp_path):
     """build_discovery's scheduler runs with the service: 60 new records >= 50 make it train by itself."""
-    from alphaloop.discovery.retraining import wait_for
-
     settings = settings_for(tmp_path / "sched")
     backend = build_discovery(settings, policy=RetrainPolicy(min_new_records=50, every_hours=None),
                               retrain_interval_s=0.1)
     with ThreadServer(build_app(settings, grpc_port=0, discovery=backend)) as srv, \
             MLGrpcClient(srv.grpc_target, timeout_s=30.0) as client:
         client.submit_feedback(planted(40, seed=2))
-        assert not wait_for(lambda: client.feedback_status()["jobs"], timeout=0.5)  # 40 < 50: nothing yet
+        with pytest.raises(AssertionError, match="timed out"):  # 40 < 50: nothing yet
+            wait_for(lambda: client.feedback_status()["jobs"], timeout=0.5)
         client.submit_feedback(planted(60, seed=3))
-        assert wait_for(lambda: client.feedback_status()["champion"] is not None, timeout=60)
+        wait_for(lambda: client.feedback_status()["champion"] is not None, timeout=60, what="a first champion")
         job = client.feedback_status()["jobs"][0]
         assert job.status == "succeeded" and job.promoted and "100 new records >= 50" in job.reason
     assert backend.loop._thread is None  # the scheduler stopped with the service

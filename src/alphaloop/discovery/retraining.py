@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
@@ -418,16 +417,5 @@ def _price_model_name(instrument: str, model: str, horizon: int) -> str:
     return f"{safe}-{model}-reg-h{horizon}"
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass (for callers of the scheduler)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 __all__ = ["CHALLENGER", "CHAMPION", "JOB_STATUSES", "FeedbackLoop", "FeedbackRepository",
-           "MemoryFeedbackRepository", "RetrainPolicy", "TrainingJob", "due", "due_reason", "held_out_metrics",
-           "wait_for"]
+           "MemoryFeedbackRepository", "RetrainPolicy", "TrainingJob", "due", "due_reason", "held_out_metrics"]
